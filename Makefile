@@ -1,0 +1,48 @@
+# Two entry points for people: `make certify` and `make test`. Both install
+# everything they need from scratch into .venv/ and .tools/.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ALLURE_VERSION := 2.46.1
+ALLURE := .tools/node_modules/.bin/allure
+BENCH  ?= benches/emulated.yaml
+export ALLURE_NO_ANALYTICS := true
+export HYPOTHESIS_PROFILE ?= ci
+
+.PHONY: install certify test lint typecheck unit benchmark clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# The Allure command line comes from npm and runs on the machine's Java.
+$(ALLURE):
+	@command -v java >/dev/null || (apt-get update -q && apt-get install -y -q openjdk-17-jre-headless)
+	@command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q nodejs npm)
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error allure-commandline@$(ALLURE_VERSION)
+
+install: $(STAMP) $(ALLURE)
+
+certify: install
+	$(BIN)/hil certify --bench $(BENCH) --reports reports --allure $(ALLURE)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+benchmark: install
+	$(BIN)/python benchmarks/can_capture.py
+
+clean:
+	rm -rf reports/allure-results reports/allure-report reports/hil-results reports/summary.txt

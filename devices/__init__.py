@@ -1,0 +1,1 @@
+"""The device catalogue: one package per device type."""

@@ -1,0 +1,1 @@
+"""Bench configuration, device types, and the Bench that opens them."""

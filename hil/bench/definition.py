@@ -1,0 +1,87 @@
+"""What a device type declares about itself, known before anything is opened.
+
+Plans are validated against these declarations (signal and stimulus names,
+units, value tables, capabilities) so that a typo fails at load time, with
+no hardware touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ValueKind = Literal["number", "bool", "enum", "string"]
+StimulusKind = Literal["message", "property", "action", "input", "setting"]
+TransportKind = Literal["can", "serial", "visa"]
+
+
+@dataclass(frozen=True)
+class SignalInfo:
+    """One observable quantity: a CAN signal, a MIoT property, an instrument reading."""
+
+    name: str
+    kind: ValueKind = "number"
+    unit: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    # value-table names → the value drivers report (CAN raw-scaled number, MIoT enum int)
+    choices: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def coerce(self, value: Any) -> Any:
+        """Turn a plan value (``"LOCKED"``, ``true``, ``12``) into what drivers report.
+
+        Raises ``ValueError`` with the accepted forms when it cannot.
+        """
+        if isinstance(value, str) and value in self.choices:
+            return self.choices[value]
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ValueError(f"{self.name} is a bool; expected true or false, got {value!r}")
+        if self.kind in ("number", "enum"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                names = f" or one of {sorted(self.choices)}" if self.choices else ""
+                raise ValueError(f"{self.name} is a number{names}; got {value!r}")
+            return value
+        if self.kind == "string" and not isinstance(value, str):
+            raise ValueError(f"{self.name} is a string; got {value!r}")
+        return value
+
+    def label(self, value: Any) -> str:
+        """A readable form of a reported value (``1`` → ``LOCKED``)."""
+        for name, v in self.choices.items():
+            if v == value and not isinstance(v, bool):
+                return name
+        return f"{value:g} {self.unit}" if self.unit and isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class StimulusInfo:
+    """Something the bench can do to a device.
+
+    ``message``: send a CAN message with signal values; ``property``: write a
+    MIoT property; ``action``: call a device action; ``input``: impose a
+    physical quantity (needs an emulator or a bench actuator); ``setting``: an
+    instrument setting.
+    """
+
+    name: str
+    kind: StimulusKind
+    fields: Mapping[str, SignalInfo] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceDefinition:
+    """Everything a plan may name on one device type."""
+
+    type_name: str
+    transport: TransportKind
+    signals: Mapping[str, SignalInfo]
+    stimuli: Mapping[str, StimulusInfo]
+    capabilities: frozenset[str] = frozenset()
+    files: tuple[Path, ...] = ()  # definition files whose hashes go into reports
+    identity_fields: tuple[str, ...] = ("model", "serial", "firmware")

@@ -1,0 +1,88 @@
+"""Device types, found through the ``hil.devices`` entry-point group.
+
+Like python-can's interface registry: names map to ``module:object``, third
+parties add device types by declaring an entry point, and a failed import
+becomes a typed error naming the device type.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from hil.bench.definition import DeviceDefinition, TransportKind
+from hil.bench.driver import Driver
+from hil.emulation.base import Emulator
+from hil.errors import BenchError, did_you_mean
+from hil.lifecycle import Resource
+
+GROUP = "hil.devices"
+
+
+@dataclass(frozen=True)
+class DriverContext:
+    """What a driver factory gets: an open transport and the definition."""
+
+    name: str
+    transport: Resource
+    definition: DeviceDefinition
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class EmulatorContext:
+    """What an emulator factory gets, before anything is opened.
+
+    ``transport`` is the bench's transport section for the device (for CAN:
+    interface, channel, bitrate…); ``wiring`` maps analyzer channel names to
+    the emulators they measure.
+    """
+
+    name: str
+    definition: DeviceDefinition
+    defects: tuple[str, ...]
+    time_scale: float
+    settings: Mapping[str, Any]
+    transport: Mapping[str, Any]
+    wiring: Mapping[str, Emulator] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    """A kind of device hil knows how to drive and emulate."""
+
+    name: str
+    transport: TransportKind
+    definition: Callable[[Mapping[str, Any]], DeviceDefinition]
+    driver: Callable[[DriverContext], Driver]
+    emulator: Callable[[EmulatorContext], Emulator] | None = None
+    defects: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@functools.cache
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def device_type_names() -> list[str]:
+    return sorted(_entry_points())
+
+
+@functools.cache
+def get_device_type(name: str) -> DeviceType:
+    eps = _entry_points()
+    if name not in eps:
+        raise BenchError(f"unknown device type {name!r}; " + did_you_mean(name, eps))
+    try:
+        obj = eps[name].load()
+    except Exception as err:  # any import failure is reported the same way
+        raise BenchError(f"device type {name!r} failed to import: {err}") from err
+    if not isinstance(obj, DeviceType):
+        raise BenchError(
+            f"entry point {name!r} in {GROUP!r} is {type(obj).__name__}, not a DeviceType"
+        )
+    return obj

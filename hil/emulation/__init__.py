@@ -1,0 +1,1 @@
+"""What every emulator shares: lifecycle, defects, endpoints on real transports."""

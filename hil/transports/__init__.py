@@ -1,0 +1,1 @@
+"""Bytes and frames only: CAN, serial and VISA, each with a capture."""

@@ -1,0 +1,130 @@
+"""CAN through python-can, decoded with cantools; every frame captured."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import can
+import cantools
+import cantools.database
+
+from hil.errors import DefinitionError, DeviceLost, TransportOpenError
+from hil.lifecycle import Resource, start_thread
+from hil.transports.capture import RX, TX, Capture
+
+Database = cantools.database.can.Database
+
+
+def load_dbc(path: Path) -> Database:
+    """Load a DBC (or any cantools format), naming the file on error."""
+    try:
+        db = cantools.database.load_file(str(path), strict=True)
+    except FileNotFoundError as err:
+        raise DefinitionError("CAN database file not found", file=str(path)) from err
+    except Exception as err:  # cantools raises many unrelated types on bad input
+        raise DefinitionError(f"cannot load CAN database: {err}", file=str(path)) from err
+    if not isinstance(db, Database):
+        raise DefinitionError("not a CAN database", file=str(path))
+    return db
+
+
+def _frame_key(msg: can.Message) -> int:
+    return int(msg.arbitration_id)
+
+
+class CanTransport(Resource):
+    """One ``can.Bus`` plus a reader thread that captures every frame.
+
+    Frames are stored raw (``can.Message``) keyed by arbitration id; decoding
+    happens on demand, so capture keeps up with a saturated bus.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        interface: str,
+        channel: str,
+        bitrate: int | None = None,
+        fd: bool = False,
+        capture_size: int = 500_000,
+        bus_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.interface = interface
+        self.channel = channel
+        self.bitrate = bitrate
+        self.fd = fd
+        self.bus_kwargs = dict(bus_kwargs or {})
+        self.capture: Capture[can.Message] = Capture(name, capture_size, key=_frame_key)
+        self.lost: DeviceLost | None = None
+        self._bus: can.BusABC | None = None
+        self._running = False
+
+    def _open_impl(self) -> None:
+        kwargs: dict[str, Any] = dict(self.bus_kwargs)
+        if self.bitrate is not None:
+            kwargs["bitrate"] = self.bitrate
+        if self.fd:
+            kwargs["fd"] = True
+        try:
+            self._bus = can.Bus(interface=self.interface, channel=self.channel, **kwargs)
+        except (can.CanError, OSError, ValueError, ImportError) as err:
+            raise TransportOpenError(
+                f"cannot open CAN interface {self.interface!r} channel {self.channel!r}: {err}",
+                device=self.name,
+                address=f"{self.interface}:{self.channel}",
+            ) from err
+        self._running = True
+        self._thread = start_thread(self._read_loop, f"can-{self.name}")
+
+    def _read_loop(self) -> None:
+        bus = self._bus
+        assert bus is not None
+        append = self.capture.append
+        while self._running:
+            try:
+                msg = bus.recv(timeout=0.05)
+            except (can.CanError, OSError, ValueError) as err:
+                if self._running:
+                    self.lost = DeviceLost(
+                        f"CAN bus error: {err}", device=self.name, at=time.time()
+                    )
+                return
+            if msg is not None:
+                append(msg.timestamp or time.time(), RX, msg)
+
+    def send(self, msg: can.Message) -> can.Message:
+        """Send a frame and capture it as TX with the send timestamp."""
+        if self._bus is None or not self.is_open:
+            raise DeviceLost("CAN transport is closed", device=self.name)
+        msg.timestamp = time.time()
+        try:
+            self._bus.send(msg)
+        except (can.CanError, OSError) as err:
+            raise DeviceLost(f"CAN send failed: {err}", device=self.name) from err
+        self.capture.append(msg.timestamp, TX, msg)
+        return msg
+
+    def _close_impl(self) -> None:
+        self._running = False
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=2.0)
+        if self._bus is not None:
+            self._bus.shutdown()
+            self._bus = None
+
+    def write_log(self, path: Path) -> Path:
+        """Write the capture with python-can's own writer (.asc, .blf, .log, .csv…)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        records = self.capture.records()
+        with can.Logger(str(path)) as logger:  # type: ignore[abstract]
+            for rec in records:
+                msg = rec.data
+                msg.is_rx = rec.direction == RX
+                logger.on_message_received(msg)
+        return path

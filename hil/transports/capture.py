@@ -1,0 +1,132 @@
+"""Bounded, timestamped, thread-safe record of everything a transport carries.
+
+Drivers and expectations read the capture, never the wire directly, so a
+verdict is always judged on the timestamps of what was really seen.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+RX = "rx"  # from the device to the bench
+TX = "tx"  # from the bench to the device
+
+
+@dataclass(frozen=True, slots=True)
+class Record(Generic[T]):
+    t: float  # seconds since the epoch; hardware timestamp where the interface gives one
+    direction: str
+    data: T
+
+
+Listener = Callable[[Record[Any]], None]
+
+
+class Capture(Generic[T]):
+    """Keeps the newest ``maxlen`` records, and per-key queues when ``key`` is given.
+
+    Readers track a sequence number (``seq``) instead of indices, so eviction
+    of old records never shifts what a reader has yet to see.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        maxlen: int = 200_000,
+        key: Callable[[T], Hashable] | None = None,
+    ) -> None:
+        self.name = name
+        self.maxlen = maxlen
+        self._records: deque[Record[T]] = deque(maxlen=maxlen)
+        self._by_key: dict[Hashable, deque[Record[T]]] = {}
+        self._key = key
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._listeners: list[Listener] = []
+
+    @property
+    def seq(self) -> int:
+        """How many records were ever appended (including evicted ones)."""
+        return self._seq
+
+    @property
+    def dropped(self) -> int:
+        """Records evicted because the capture is full."""
+        return max(0, self._seq - len(self._records))
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` for each new record, on the producing thread."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def append(self, t: float, direction: str, data: T) -> Record[T]:
+        rec: Record[T] = Record(t, direction, data)
+        with self._cond:
+            self._records.append(rec)
+            if self._key is not None:
+                k = self._key(data)
+                q = self._by_key.get(k)
+                if q is None:
+                    q = self._by_key[k] = deque(maxlen=self.maxlen)
+                q.append(rec)
+            self._seq += 1
+            self._cond.notify_all()
+        for listener in self._listeners:
+            listener(rec)
+        return rec
+
+    def records(self, key: Hashable | None = None) -> list[Record[T]]:
+        """A snapshot of the retained records (of one key, if given)."""
+        with self._cond:
+            if key is None:
+                return list(self._records)
+            return list(self._by_key.get(key, ()))
+
+    def since(self, seq: int) -> tuple[list[Record[T]], int]:
+        """Records appended after sequence number ``seq``, and the new sequence number."""
+        with self._cond:
+            new = self._seq - seq
+            if new <= 0:
+                return [], self._seq
+            n = min(new, len(self._records))
+            return list(self._records)[-n:], self._seq
+
+    def latest(self, key: Hashable | None = None) -> Record[T] | None:
+        with self._cond:
+            q = self._records if key is None else self._by_key.get(key)
+            return q[-1] if q else None
+
+    def wait_beyond(self, seq: int, timeout: float) -> bool:
+        """Block until something newer than ``seq`` arrives, at most ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._seq > seq, timeout=max(0.0, timeout))
+
+    def clear(self) -> None:
+        with self._cond:
+            self._records.clear()
+            self._by_key.clear()
+
+    def write_jsonl(self, path: Path, encode: Callable[[T], Any] = lambda d: d) -> Path:
+        """One JSON object per record: ``{"t", "dir", "data"}``."""
+        write_jsonl(path, self.records(), encode)
+        return path
+
+
+def write_jsonl(path: Path, records: Iterable[Record[Any]], encode: Callable[[Any], Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(
+                json.dumps({"t": round(rec.t, 6), "dir": rec.direction, "data": encode(rec.data)})
+            )
+            fh.write("\n")

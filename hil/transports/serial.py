@@ -1,0 +1,124 @@
+"""Serial lines through ``serial.serial_for_url``; every line captured.
+
+Works with any pyserial URL or device path: ``/dev/ttyUSB0``, a pty slave,
+``rfc2217://host:port`` (ser2net), ``socket://``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import serial
+
+from hil.errors import DeviceLost, TransportOpenError
+from hil.lifecycle import Resource, start_thread
+from hil.transports.capture import RX, TX, Capture
+
+LineHandler = Callable[[float, str], None]
+
+
+class SerialTransport(Resource):
+    """A line-oriented serial port with a reader thread.
+
+    ``on_line`` is called on the reader thread for each received line, after
+    it has been captured, so a driver can answer within the protocol's time
+    (the MIoT module must answer ``get_down`` at once).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        baudrate: int = 115200,
+        terminator: bytes = b"\r",
+        max_line: int = 4096,
+        capture_size: int = 200_000,
+        encoding: str = "utf-8",
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.url = url
+        self.baudrate = baudrate
+        self.terminator = terminator
+        self.max_line = max_line
+        self.encoding = encoding
+        self.capture: Capture[str] = Capture(name, capture_size)
+        self.on_line: LineHandler | None = None
+        self.lost: DeviceLost | None = None
+        self._port: serial.SerialBase | None = None
+        self._running = False
+
+    def _open_impl(self) -> None:
+        try:
+            self._port = serial.serial_for_url(
+                self.url, baudrate=self.baudrate, timeout=0.05, write_timeout=1.0
+            )
+        except (serial.SerialException, OSError, ValueError) as err:
+            raise TransportOpenError(
+                f"cannot open serial port {self.url!r}: {err}", device=self.name, address=self.url
+            ) from err
+        self._running = True
+        self._thread = start_thread(self._read_loop, f"serial-{self.name}")
+
+    def _read_loop(self) -> None:
+        port = self._port
+        assert port is not None
+        buf = bytearray()
+        term = self.terminator
+        while self._running:
+            try:
+                chunk = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError, TypeError) as err:
+                # TypeError: pyserial's posix read after the fd was closed under it
+                if self._running:
+                    self.lost = DeviceLost(
+                        f"serial port {self.url!r} failed: {err}", device=self.name, at=time.time()
+                    )
+                return
+            if not chunk:
+                continue
+            buf += chunk
+            while True:
+                idx = buf.find(term)
+                if idx < 0:
+                    if len(buf) > self.max_line:
+                        # keep the evidence of an over-long line but do not grow forever
+                        self._deliver(bytes(buf))
+                        buf.clear()
+                    break
+                line = bytes(buf[:idx])
+                del buf[: idx + len(term)]
+                self._deliver(line.rstrip(b"\n").lstrip(b"\n"))
+
+    def _deliver(self, raw: bytes) -> None:
+        t = time.time()
+        text = raw.decode(self.encoding, errors="backslashreplace")
+        self.capture.append(t, RX, text)
+        handler = self.on_line
+        if handler is not None:
+            handler(t, text)
+
+    def write_line(self, text: str) -> float:
+        """Send one line (terminator added); returns the capture timestamp."""
+        port = self._port
+        if port is None or not self.is_open:
+            raise DeviceLost("serial port is closed", device=self.name)
+        data = text.encode(self.encoding) + self.terminator
+        t = time.time()
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError) as err:
+            raise DeviceLost(f"serial write failed: {err}", device=self.name) from err
+        self.capture.append(t, TX, text)
+        return t
+
+    def _close_impl(self) -> None:
+        self._running = False
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=2.0)
+        if self._port is not None:
+            self._port.close()
+            self._port = None

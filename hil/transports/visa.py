@@ -1,0 +1,111 @@
+"""VISA/SCPI through pyvisa (default backend ``@py``); every exchange captured."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pyvisa
+import pyvisa.errors
+
+from hil.errors import DeviceLost, DeviceTimeout, TransportOpenError
+from hil.lifecycle import Resource
+from hil.transports.capture import TX, Capture
+
+
+@dataclass(frozen=True, slots=True)
+class ScpiExchange:
+    command: str
+    response: str | None  # None for a write
+    t_end: float
+
+
+class VisaTransport(Resource):
+    """One VISA resource; ``query``/``write`` are serialised and captured."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        resource: str,
+        backend: str = "@py",
+        timeout_s: float = 5.0,
+        read_termination: str = "\n",
+        write_termination: str = "\n",
+        capture_size: int = 100_000,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.resource = resource
+        self.backend = backend
+        self.timeout_s = timeout_s
+        self.read_termination = read_termination
+        self.write_termination = write_termination
+        self.capture: Capture[ScpiExchange] = Capture(name, capture_size)
+        self._rm: pyvisa.ResourceManager | None = None
+        self._inst: pyvisa.resources.MessageBasedResource | None = None
+        self._lock = threading.Lock()
+
+    def _open_impl(self) -> None:
+        try:
+            self._rm = pyvisa.ResourceManager(self.backend)
+            inst = self._rm.open_resource(
+                self.resource,
+                read_termination=self.read_termination,
+                write_termination=self.write_termination,
+                timeout=int(self.timeout_s * 1000),
+            )
+        except (pyvisa.errors.Error, OSError, ValueError) as err:
+            if self._rm is not None:
+                self._rm.close()
+                self._rm = None
+            raise TransportOpenError(
+                f"cannot open VISA resource {self.resource!r} with backend {self.backend!r}: {err}",
+                device=self.name,
+                address=self.resource,
+            ) from err
+        assert isinstance(inst, pyvisa.resources.MessageBasedResource)
+        self._inst = inst
+
+    def _io(self, command: str, read: bool) -> str | None:
+        inst = self._inst
+        if inst is None or not self.is_open:
+            raise DeviceLost("VISA session is closed", device=self.name)
+        with self._lock:
+            t0 = time.time()
+            try:
+                response = inst.query(command) if read else None
+                if not read:
+                    inst.write(command)
+            except pyvisa.errors.VisaIOError as err:
+                if err.error_code == pyvisa.constants.StatusCode.error_timeout:
+                    raise DeviceTimeout(
+                        f"no answer to {command!r} within {self.timeout_s:g} s",
+                        device=self.name,
+                        command=command,
+                    ) from err
+                raise DeviceLost(f"VISA I/O failed on {command!r}: {err}", device=self.name) from err
+            except (OSError, EOFError) as err:
+                raise DeviceLost(f"VISA link failed on {command!r}: {err}", device=self.name) from err
+            self.capture.append(t0, TX, ScpiExchange(command, response, time.time()))
+        return response
+
+    def query(self, command: str) -> str:
+        response = self._io(command, read=True)
+        assert response is not None
+        return response
+
+    def write(self, command: str) -> None:
+        self._io(command, read=False)
+
+    def _close_impl(self) -> None:
+        if self._inst is not None:
+            try:
+                self._inst.close()
+            except (pyvisa.errors.Error, OSError):
+                pass
+            self._inst = None
+        if self._rm is not None:
+            self._rm.close()
+            self._rm = None
