@@ -1,0 +1,4 @@
+from hil.cli import main
+import sys
+
+sys.exit(main())

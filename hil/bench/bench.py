@@ -1,0 +1,200 @@
+"""The Bench: opens every device of a bench file, emulated or real, and closes them.
+
+For an emulated device the bench first starts its emulator on a real
+transport endpoint (a python-can channel, a pty, a loopback TCP port), then
+opens the same transport the lab would use and hands it to the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hil.bench.config import AUTO, DeviceConfig
+from hil.bench.definition import DeviceDefinition
+from hil.bench.driver import Driver
+from hil.bench.loader import LoadedBench, load_bench
+from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
+from hil.emulation.base import Emulator
+from hil.errors import BenchError, EmulatorError, HilError, did_you_mean
+from hil.lifecycle import Resource
+from hil.transports.can import CanTransport
+from hil.transports.serial import SerialTransport
+from hil.transports.visa import VisaTransport
+
+log = logging.getLogger(__name__)
+P = TypeVar("P")
+
+
+class Bench(Resource):
+    """Every device of one bench file, opened in dependency order."""
+
+    def __init__(self, loaded: LoadedBench) -> None:
+        super().__init__()
+        self.loaded = loaded
+        self.config = loaded.config
+        self.name = loaded.config.id
+        self.definitions: dict[str, DeviceDefinition] = loaded.definitions()
+        self.drivers: dict[str, Driver] = {}
+        self.emulators: dict[str, Emulator] = {}
+        self.transports: dict[str, Resource] = {}
+        self._identities: dict[str, dict[str, str]] | None = None
+        self._instance = uuid.uuid4().hex[:8]  # isolates virtual channels of parallel benches
+
+    @property
+    def time_scale(self) -> float:
+        return self.config.time_scale
+
+    def _open_impl(self) -> None:
+        try:
+            for name in self._open_order():
+                self._open_device(name, self.config.devices[name])
+        except BaseException:
+            self._close_impl()
+            raise
+
+    def _open_order(self) -> list[str]:
+        # a wired instrument's emulator reads the emulators it measures: open those first
+        order: list[str] = []
+        for name, dev in self.config.devices.items():
+            for target in dev.wiring.values():
+                if target not in order:
+                    order.append(target)
+            if name not in order:
+                order.append(name)
+        return order
+
+    def _open_device(self, name: str, dev: DeviceConfig) -> None:
+        dtype = get_device_type(dev.type)
+        definition = self.definitions[name]
+        endpoint: dict[str, Any] = {}
+        link = self._link_settings(name, dev)
+        if dev.emulated:
+            assert dtype.emulator is not None
+            ctx = EmulatorContext(
+                name=name,
+                definition=definition,
+                defects=tuple(dev.defects),
+                time_scale=self.config.time_scale,
+                settings=dev.settings,
+                transport=link,
+                wiring={ch: self.emulators[target] for ch, target in dev.wiring.items()},
+            )
+            emulator = dtype.emulator(ctx)
+            self.emulators[name] = emulator
+            emulator.open()
+            endpoint = dict(emulator.endpoint)
+        transport = self._make_transport(name, dtype.transport, link, endpoint)
+        self.transports[name] = transport
+        transport.open()
+        self.drivers[name] = dtype.driver(DriverContext(name, transport, definition, dev.settings))
+        log.info("bench %s: opened %s (%s%s)", self.name, name, dev.type, ", emulated" * dev.emulated)
+
+    def _link_settings(self, name: str, dev: DeviceConfig) -> dict[str, Any]:
+        link = dev.can or dev.serial or dev.visa
+        assert link is not None
+        settings = link.model_dump()
+        if dev.can is not None and dev.emulated and dev.can.interface == "virtual":
+            settings["channel"] = f"{dev.can.channel}-{self._instance}"
+        return settings
+
+    @staticmethod
+    def _make_transport(
+        name: str, kind: str, link: Mapping[str, Any], endpoint: Mapping[str, Any]
+    ) -> Resource:
+        if kind == "can":
+            return CanTransport(
+                name,
+                interface=endpoint.get("interface", link["interface"]),
+                channel=endpoint.get("channel", link["channel"]),
+                bitrate=link["bitrate"],
+                fd=link["fd"],
+                bus_kwargs=dict(link["options"]),
+            )
+        if kind == "serial":
+            url = endpoint.get("url", link["port"])
+            if url == AUTO:
+                raise EmulatorError("emulator published no serial endpoint", device=name)
+            return SerialTransport(name, url=url, baudrate=link["baudrate"])
+        resource = endpoint.get("resource", link["resource"])
+        if resource == AUTO:
+            raise EmulatorError("emulator published no VISA endpoint", device=name)
+        return VisaTransport(
+            name, resource=resource, backend=link["backend"], timeout_s=link["timeout_s"]
+        )
+
+    def _close_impl(self) -> None:
+        for group in (self.drivers, self.transports, self.emulators):
+            for name in reversed(list(group)):
+                try:
+                    group[name].close()
+                except Exception as err:  # closing must reach every device
+                    log.warning("bench %s: closing %s failed: %s", self.name, name, err)
+            group.clear()
+
+    def owned_resources(self) -> list[object]:
+        return [*self.transports.values(), *self.emulators.values()]
+
+    # --- what plans and fixtures use -------------------------------------------------
+
+    def get(self, name: str) -> Driver:
+        try:
+            return self.drivers[name]
+        except KeyError:
+            raise BenchError(
+                f"bench {self.name!r} has no device {name!r}; " + did_you_mean(name, self.drivers),
+                file=str(self.loaded.path),
+            ) from None
+
+    def get_by(self, protocol: type[P]) -> P:
+        """The one device that implements ``protocol`` (a typing.Protocol)."""
+        found = [d for d in self.drivers.values() if isinstance(d, protocol)]
+        if len(found) != 1:
+            names = [getattr(d, "name", "?") for d in found]
+            raise BenchError(
+                f"bench {self.name!r} has {len(found)} devices that are {protocol.__name__}"
+                + (f": {names}" if names else "")
+            )
+        return found[0]
+
+    def stimulate(self, device: str, stimulus: str, values: Mapping[str, Any]) -> float:
+        """Apply a stimulus; physical inputs go to the emulator (the bench's actuator)."""
+        info = self.definitions[device].stimuli[stimulus]
+        if info.kind == "input":
+            emulator = self.emulators.get(device)
+            if emulator is None:
+                raise BenchError(
+                    f"{device}.{stimulus} is a physical input and {device!r} is real: "
+                    "this bench has no actuator for it"
+                )
+            emulator.set_input(stimulus, float(values["value"]))
+            return time.time()
+        return self.get(device).stimulate(stimulus, values)
+
+    def identities(self) -> dict[str, dict[str, str]]:
+        """Each device's identity as it reported it (read once, then remembered)."""
+        if self._identities is not None:
+            return self._identities
+        out: dict[str, dict[str, str]] = {}
+        for name, driver in self.drivers.items():
+            try:
+                out[name] = driver.identity()
+            except HilError as err:
+                out[name] = {"error": str(err)}
+        self._identities = out
+        return out
+
+    def write_evidence(self, directory: Path, devices: Iterable[str] | None = None) -> list[Path]:
+        paths: list[Path] = []
+        for name in devices if devices is not None else self.drivers:
+            paths.extend(self.drivers[name].write_evidence(directory))
+        return paths
+
+
+def open_bench(path: Path, defects: Iterable[str] = ()) -> Bench:
+    """Load and open a bench file (use as a context manager)."""
+    return Bench(load_bench(path, defects)).open()

@@ -1,0 +1,104 @@
+"""The bench file's schema: which devices exist and how each is reached.
+
+Pydantic models describe; the Bench opens. A driver never sees this YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = r"^[a-z][a-z0-9_]*$"
+SUPPORTED_SPEC = 1
+AUTO = "auto"  # the emulator picks the endpoint (pty path, TCP port)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Scalar = str | int | float | bool
+
+
+class CanLink(Strict):
+    """A python-can bus: ``can.Bus(interface=…, channel=…, bitrate=…, fd=…)``."""
+
+    interface: str = Field(description="python-can interface: virtual, socketcan, pcan, socketcand…")
+    channel: str
+    bitrate: int | None = Field(500_000, gt=0)
+    fd: bool = False
+    options: dict[str, Scalar] = Field(
+        default_factory=dict, description="extra keyword arguments for can.Bus (host, port…)"
+    )
+
+
+class SerialLink(Strict):
+    """A serial port: any pyserial URL or device path, or ``auto`` for an emulator's pty."""
+
+    port: str = AUTO
+    baudrate: int = Field(115_200, gt=0)
+
+
+class VisaLink(Strict):
+    """A VISA resource opened through pyvisa (``@py`` = pyvisa-py)."""
+
+    resource: str = AUTO
+    backend: str = "@py"
+    timeout_s: float = Field(5.0, gt=0, le=120)
+
+
+class DeviceConfig(Strict):
+    type: str = Field(description="device type name, from the hil.devices entry points")
+    emulated: bool = False
+    description: str = ""
+    can: CanLink | None = None
+    serial: SerialLink | None = None
+    visa: VisaLink | None = None
+    defects: list[str] = Field(default_factory=list, description="emulator defects to inject")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    wiring: dict[str, str] = Field(
+        default_factory=dict, description="instrument channel → device whose mains feed it measures"
+    )
+
+    @field_validator("wiring", mode="before")
+    @classmethod
+    def _wiring_keys_are_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items()}
+        return value
+
+
+class Lab(Strict):
+    name: str
+    location: str = ""
+    operator: str = ""
+
+
+DeviceName = Annotated[str, Field(pattern=NAME)]
+
+
+class BenchConfig(Strict):
+    spec: int
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = ""
+    lab: Lab | None = None
+    time_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="measurement and wait durations are multiplied by this on emulated benches",
+    )
+    devices: dict[DeviceName, DeviceConfig]
+
+    @field_validator("devices")
+    @classmethod
+    def _not_empty(cls, value: dict[str, DeviceConfig]) -> dict[str, DeviceConfig]:
+        if not value:
+            raise ValueError("a bench needs at least one device")
+        return value
+
+
+def is_identifier(name: str) -> bool:
+    return re.match(NAME, name) is not None

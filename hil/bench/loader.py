@@ -1,0 +1,129 @@
+"""Read a bench file: strict YAML → pydantic → checks against the device registry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.bench.config import AUTO, SUPPORTED_SPEC, BenchConfig, DeviceConfig
+from hil.bench.definition import DeviceDefinition
+from hil.bench.registry import get_device_type
+from hil.errors import BenchError, HilError, did_you_mean
+from hil.yamlio import Locations, check_spec, load_file, validate
+
+
+@dataclass(frozen=True)
+class LoadedBench:
+    """A validated bench file, with where it came from (for reports)."""
+
+    config: BenchConfig
+    path: Path
+    sha256: str
+    locations: Locations
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def definitions(self) -> dict[str, DeviceDefinition]:
+        """Each device's definition; nothing is opened."""
+        out: dict[str, DeviceDefinition] = {}
+        for name, dev in self.config.devices.items():
+            try:
+                out[name] = get_device_type(dev.type).definition(dev.settings)
+            except BenchError:
+                raise
+            except HilError as err:
+                raise self.locations.error(
+                    BenchError, ("devices", name, "type"), f"device {name!r}: {err}"
+                ) from err
+        return out
+
+
+def load_bench(path: Path, defects: Iterable[str] = ()) -> LoadedBench:
+    """Load and check ``path``; ``defects`` are ``device:defect`` overrides to inject."""
+    data, locs = load_file(path)
+    check_spec(data, locs, SUPPORTED_SPEC, BenchError, "bench file")
+    config = validate(BenchConfig, data, locs, BenchError)
+    config = _with_defects(config, list(defects), locs)
+    for name, dev in config.devices.items():
+        _check_device(name, dev, config, locs)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return LoadedBench(config, path, sha, locs)
+
+
+def _with_defects(config: BenchConfig, overrides: list[str], locs: Locations) -> BenchConfig:
+    if not overrides:
+        return config
+    devices = dict(config.devices)
+    for item in overrides:
+        device, sep, defect = item.partition(":")
+        if not sep or not device or not defect:
+            raise BenchError(f"defect override {item!r} must look like DEVICE:DEFECT", file=locs.file)
+        if device not in devices:
+            raise BenchError(
+                f"defect override {item!r} names unknown device {device!r}; "
+                + did_you_mean(device, devices),
+                file=locs.file,
+            )
+        dev = devices[device]
+        devices[device] = dev.model_copy(update={"defects": [*dev.defects, defect]})
+    return config.model_copy(update={"devices": devices})
+
+
+def _check_device(name: str, dev: DeviceConfig, config: BenchConfig, locs: Locations) -> None:
+    here = ("devices", name)
+    try:
+        dtype = get_device_type(dev.type)
+    except BenchError as err:
+        raise locs.error(BenchError, (*here, "type"), f"device {name!r}: {err.message}") from err
+    links = {"can": dev.can, "serial": dev.serial, "visa": dev.visa}
+    given = [k for k, v in links.items() if v is not None]
+    if given != [dtype.transport]:
+        wrong = [k for k in given if k != dtype.transport]
+        where = (*here, wrong[0]) if wrong else here
+        raise locs.error(
+            BenchError,
+            where,
+            f"device {name!r} of type {dev.type!r} is reached over {dtype.transport!r}: "
+            f"give a '{dtype.transport}:' section" + (f", not {wrong}" if wrong else ""),
+        )
+    link = links[dtype.transport]
+    endpoint = getattr(link, "port", None) or getattr(link, "resource", None)
+    if endpoint == AUTO and not dev.emulated:
+        raise locs.error(
+            BenchError,
+            (*here, dtype.transport),
+            f"device {name!r} is real (emulated: false) so it needs a real "
+            f"{'port' if dtype.transport == 'serial' else 'resource'}, not 'auto'",
+        )
+    if dev.emulated and dtype.emulator is None:
+        raise locs.error(BenchError, (*here, "emulated"), f"device type {dev.type!r} has no emulator")
+    for i, defect in enumerate(dev.defects):
+        if not dev.emulated:
+            raise locs.error(
+                BenchError, (*here, "defects"), f"device {name!r}: defects need 'emulated: true'"
+            )
+        if defect not in dtype.defects:
+            raise locs.error(
+                BenchError,
+                (*here, "defects", i),
+                f"device {name!r}: unknown defect {defect!r}; " + did_you_mean(defect, dtype.defects),
+            )
+    for channel, target in dev.wiring.items():
+        if target not in config.devices:
+            raise locs.error(
+                BenchError,
+                (*here, "wiring", channel),
+                f"device {name!r} channel {channel} is wired to unknown device {target!r}; "
+                + did_you_mean(target, config.devices),
+            )
+        if dev.emulated and not config.devices[target].emulated:
+            raise locs.error(
+                BenchError,
+                (*here, "wiring", channel),
+                f"emulated {name!r} cannot measure real device {target!r}: "
+                "an emulated instrument reads emulated physics only",
+            )

@@ -1,0 +1,373 @@
+"""A generic driver for any CAN node described by a cantools database.
+
+The transport's reader thread stores raw frames only; this driver decodes
+them lazily, once each, when a signal is asked for. A capture listener hands
+it each new frame of a known id (one list append on the reader thread), so a
+poll costs the frames that are new since the last poll, not the length of
+the capture. Frames that fail E2E verification are dropped and counted, as
+a real receiver would drop them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import can
+import cantools.database
+
+from hil.bench.definition import DeviceDefinition
+from hil.bench.driver import Sample
+from hil.cannode.e2e import E2EProfile
+from hil.errors import ConfigError, DeviceTimeout, did_you_mean
+from hil.transports.can import CanTransport
+from hil.transports.capture import RX, Record
+
+Database = cantools.database.can.Database
+Message = cantools.database.can.Message
+
+_DEDUPE_WINDOW_S = 0.5  # longer than any listener call racing the initial snapshot
+_SEED_TAIL = 256
+
+
+class _FrameLog:
+    """Decoded history of one frame id: parallel lists of times and signal dicts."""
+
+    __slots__ = (
+        "message",
+        "multiplexed",
+        "pending",
+        "seed_seen",
+        "seed_tail",
+        "seed_until",
+        "ts",
+        "values",
+    )
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self.multiplexed = any(s.multiplexer_ids for s in message.signals)
+        self.pending: list[Record[can.Message]] = []
+        self.ts: list[float] = []
+        self.values: list[dict[str, Any]] = []
+        self.seed_tail: dict[int, Record[can.Message]] = {}
+        self.seed_seen: set[int] = set()
+        self.seed_until = 0.0
+
+
+def _drop_seed_duplicates(
+    log: _FrameLog, batch: list[Record[can.Message]]
+) -> list[Record[can.Message]]:
+    """Keep the first delivery of each seeded frame (snapshot or listener)."""
+    tail, seen = log.seed_tail, log.seed_seen
+    kept = []
+    for rec in batch:
+        key = id(rec)  # unique: the tail dict keeps every seeded record alive
+        if key in tail:
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(rec)
+    if time.monotonic() > log.seed_until:
+        log.seed_tail, log.seed_seen = {}, set()
+    return kept
+
+
+class CanNodeDriver:
+    """Driver for one CAN node (or a whole car) over an open ``CanTransport``.
+
+    ``sticky`` names messages whose unspecified fields repeat the last values
+    sent (a rest-bus signal a plan changes one field at a time); other
+    messages fill them with the DBC initial value, or 0.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        transport: CanTransport,
+        db: Database,
+        definition: DeviceDefinition,
+        *,
+        e2e: E2EProfile | None = None,
+        sticky: Iterable[str] = (),
+        history: int = 200_000,
+    ) -> None:
+        self.name = name
+        self.definition = definition
+        self.transport = transport
+        self.db = db
+        self.e2e = e2e
+        self.history = history
+        self.decode_errors = 0
+        self._receiver = e2e.receiver() if e2e else None
+        self._sender = e2e.sender() if e2e else None
+        self._sticky = frozenset(sticky)
+        self._last_sent: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._logs: dict[int, _FrameLog] = {
+            m.frame_id: _FrameLog(m) for m in db.messages if not m.is_container
+        }
+        self._by_signal: dict[str, tuple[_FrameLog, str]] = {}
+        for log in self._logs.values():
+            for s in log.message.signals:
+                self._by_signal[f"{log.message.name}.{s.name}"] = (log, s.name)
+        capture = transport.capture
+        capture.add_listener(self._on_record)
+        self._seed(capture.records)
+
+    # -- capture intake ---------------------------------------------------
+
+    def _on_record(self, rec: Record[Any]) -> None:
+        # Runs on the transport's reader thread: keep it to a lookup and an append.
+        log = self._logs.get(rec.data.arbitration_id)
+        if log is not None:
+            log.pending.append(rec)
+
+    def _seed(self, records: Any) -> None:
+        """Take frames captured before this driver existed.
+
+        The listener is registered first, so a frame appended while the
+        snapshot is taken may arrive both ways; the snapshot's tail is kept
+        for a moment to drop such duplicates.
+        """
+        until = time.monotonic() + _DEDUPE_WINDOW_S
+        for frame_id, log in self._logs.items():
+            snapshot: list[Record[can.Message]] = records(key=frame_id)
+            if not snapshot:
+                continue
+            log.seed_tail = {id(r): r for r in snapshot[-_SEED_TAIL:]}
+            log.seed_until = until
+            log.pending[0:0] = snapshot
+
+    def _update(self, log: _FrameLog) -> None:
+        """Decode what arrived since the last call (caller holds ``_lock``)."""
+        pending = log.pending
+        n = len(pending)
+        if not n:
+            return
+        batch = pending[:n]
+        del pending[:n]  # the listener may append meanwhile; only these n go
+        if log.seed_tail:
+            batch = _drop_seed_duplicates(log, batch)
+        decode = log.message.decode_simple
+        receiver = self._receiver
+        spec = self.e2e.by_frame_id(log.message.frame_id) if self.e2e else None
+        ts_append, values_append = log.ts.append, log.values.append
+        for rec in batch:
+            frame = rec.data
+            try:
+                decoded = decode(frame.data, False, True)
+            except Exception:  # truncated frame, unknown multiplexer value
+                self.decode_errors += 1
+                continue
+            if (
+                spec is not None
+                and receiver is not None
+                and rec.direction == RX
+                and receiver.verify(spec.frame_id, frame.data, int(decoded[spec.counter]))
+            ):
+                continue
+            ts_append(rec.t)
+            values_append(decoded)
+        excess = len(log.ts) - self.history
+        if excess > 0:
+            del log.ts[:excess]
+            del log.values[:excess]
+
+    # -- names --------------------------------------------------------------
+
+    def _resolve(self, signal: str) -> tuple[_FrameLog, str]:
+        try:
+            return self._by_signal[signal]
+        except KeyError:
+            raise ConfigError(
+                f"{self.name}: no signal {signal!r}; " + did_you_mean(signal, self._by_signal),
+                device=self.name,
+            ) from None
+
+    def message(self, name: str) -> Message:
+        try:
+            return self.db.get_message_by_name(name)
+        except KeyError:
+            names = [m.name for m in self.db.messages]
+            raise ConfigError(
+                f"{self.name}: no message {name!r}; " + did_you_mean(name, names),
+                device=self.name,
+            ) from None
+
+    # -- observing ------------------------------------------------------------
+
+    def samples(self, signal: str, since: float) -> list[Sample]:
+        """Observations of ``signal`` with ``t >= since``, after the last one before."""
+        log, sig = self._resolve(signal)
+        with self._lock:
+            self._update(log)
+            ts, values = log.ts, log.values
+            i = bisect_left(ts, since)
+            if not log.multiplexed:
+                start = max(0, i - 1)
+                return [Sample(t, d[sig]) for t, d in zip(ts[start:], values[start:], strict=True)]
+            out: list[Sample] = []
+            j = i - 1
+            while j >= 0 and sig not in values[j]:
+                j -= 1
+            if j >= 0:
+                out.append(Sample(ts[j], values[j][sig]))
+            out.extend(Sample(t, d[sig]) for t, d in zip(ts[i:], values[i:], strict=True) if sig in d)
+            return out
+
+    def frames(self, message: str, since: float) -> list[tuple[float, dict[str, Any]]]:
+        """Decoded frames of ``message`` with ``t >= since`` (all signals at once)."""
+        log = self._logs[self.message(message).frame_id]
+        with self._lock:
+            self._update(log)
+            i = bisect_left(log.ts, since)
+            return list(zip(log.ts[i:], log.values[i:], strict=True))
+
+    def latest(self, signal: str) -> Sample | None:
+        """The newest observation of ``signal``, or ``None`` if none yet."""
+        found = self.samples(signal, float("inf"))
+        return found[-1] if found else None
+
+    def read(self, signal: str) -> Sample:
+        """The newest value; waits one bounded while for a first frame."""
+        log, _ = self._resolve(signal)
+        cycle_ms = log.message.cycle_time
+        timeout = min(max(3 * cycle_ms / 1000.0, 0.2), 5.0) if cycle_ms else 0.0
+        capture = self.transport.capture
+        deadline = time.monotonic() + timeout
+        while True:
+            seq = capture.seq
+            sample = self.latest(signal)
+            if sample is not None:
+                return sample
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeviceTimeout(
+                    f"no {log.message.name} frame seen within {timeout:g} s, so {signal} is unknown",
+                    device=self.name,
+                    signal=signal,
+                )
+            self.check_link()
+            capture.wait_beyond(seq, min(remaining, 0.05))
+
+    @property
+    def e2e_errors(self) -> int:
+        """Received frames dropped for a bad checksum or a stale/repeated counter."""
+        with self._lock:
+            for log in self._logs.values():
+                self._update(log)
+        return self._receiver.error_count if self._receiver else 0
+
+    @property
+    def e2e_error_details(self) -> dict[str, int]:
+        """``"Message: reason"`` → count, for the frames counted in ``e2e_errors``."""
+        _ = self.e2e_errors
+        return dict(self._receiver.errors) if self._receiver else {}
+
+    # -- stimulating ----------------------------------------------------------
+
+    def stimulate(self, stimulus: str, values: Mapping[str, Any]) -> float:
+        """Send the message ``stimulus``; unspecified fields get their defaults."""
+        info = self.definition.stimuli.get(stimulus)
+        if info is None:
+            raise ConfigError(
+                f"{self.name}: no stimulus {stimulus!r}; "
+                + did_you_mean(stimulus, self.definition.stimuli),
+                device=self.name,
+            )
+        if info.kind == "input":
+            raise ConfigError(
+                f"{self.name}: {stimulus!r} is a bench input, applied by the bench, not the device",
+                device=self.name,
+            )
+        unknown = [k for k in values if k not in info.fields]
+        if unknown:
+            raise ConfigError(
+                f"{self.name}: {stimulus} has no field {unknown[0]!r}; "
+                + did_you_mean(unknown[0], info.fields),
+                device=self.name,
+            )
+        return self.send_message(stimulus, values)
+
+    def send_message(
+        self,
+        name: str,
+        values: Mapping[str, Any],
+        *,
+        counter: int | None = None,
+        checksum: int | None = None,
+    ) -> float:
+        """Encode and send any message of the database; returns its capture time.
+
+        E2E counter and checksum are filled in unless forced (fault injection).
+        """
+        message = self.message(name)
+        full = self._defaults(message)
+        full.update(values)
+        try:
+            if self._sender is not None:
+                data = self._sender.protect(message, full, counter=counter, checksum=checksum)
+            else:
+                data = bytes(message.encode(full, scaling=True, strict=True))
+        except (cantools.database.EncodeError, KeyError, ValueError, TypeError) as err:
+            raise ConfigError(
+                f"{self.name}: cannot encode {name} from {dict(values)!r}: {err}",
+                device=self.name,
+            ) from err
+        self._last_sent[name] = full
+        frame = can.Message(
+            arbitration_id=message.frame_id,
+            is_extended_id=message.is_extended_frame,
+            is_fd=message.is_fd,
+            data=data,
+        )
+        return float(self.transport.send(frame).timestamp)
+
+    def _defaults(self, message: Message) -> dict[str, Any]:
+        if message.name in self._sticky and message.name in self._last_sent:
+            return dict(self._last_sent[message.name])
+        hidden = self.e2e.protection_signals(message.name) if self.e2e else frozenset()
+        out: dict[str, Any] = {}
+        for s in message.signals:
+            if s.name in hidden:
+                continue
+            value = s.initial if s.initial is not None else 0
+            if s.minimum is not None and value < s.minimum:
+                value = s.minimum
+            if s.maximum is not None and value > s.maximum:
+                value = s.maximum
+            out[s.name] = value
+        return out
+
+    # -- device-level ---------------------------------------------------------
+
+    def identity(self) -> dict[str, str]:
+        """Generic nodes have no identity frame: the type and the bus it is on."""
+        return {
+            "model": self.definition.type_name,
+            "serial": "unknown",
+            "firmware": "unknown",
+            "bus": f"{self.transport.interface}:{self.transport.channel}",
+        }
+
+    def write_evidence(self, directory: Path) -> list[Path]:
+        return [self.transport.write_log(Path(directory) / f"{self.name}.asc")]
+
+    def check_link(self) -> None:
+        if self.transport.lost is not None:
+            raise self.transport.lost
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.transport.capture.remove_listener(self._on_record)
+        except ValueError:
+            pass  # already removed

@@ -1,0 +1,108 @@
+"""The ``hil`` command: certify a bench, check a bench."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hil.bench.bench import Bench
+from hil.bench.loader import load_bench
+from hil.errors import HilError
+from hil.report.record import read_records
+from hil.report.summary import summarize
+
+
+def _certify(args: argparse.Namespace) -> int:
+    load_bench(Path(args.bench), args.defect)  # a bad bench stops here, before pytest starts
+    reports = Path(args.reports)
+    results = reports / "allure-results"
+    records = reports / "hil-results"
+    html = reports / "allure-report"
+    shutil.rmtree(records, ignore_errors=True)
+    cmd = [
+        sys.executable, "-m", "pytest", *args.plans,
+        "--bench", args.bench,
+        "--alluredir", str(results), "--clean-alluredir",
+        "--hil-results", str(records),
+        "-p", "no:cacheprovider", "-q", "-rfE",
+    ]
+    for defect in args.defect:
+        cmd += ["--hil-defect", defect]
+    pytest_rc = subprocess.run(cmd, check=False).returncode  # noqa: S603 - our own interpreter
+    report_file = None
+    allure = args.allure or shutil.which("allure")
+    if allure and results.is_dir():
+        env = dict(os.environ, ALLURE_NO_ANALYTICS="true")
+        gen = subprocess.run(  # noqa: S603 - the Allure command line the Makefile installed
+            [allure, "generate", "--single-file", "--clean", "-o", str(html), str(results)],
+            env=env, check=False, capture_output=True, text=True,
+        )
+        if gen.returncode == 0 and (html / "index.html").is_file():
+            report_file = str(html / "index.html")
+        else:
+            print(f"hil: allure generate failed:\n{gen.stdout}{gen.stderr}", file=sys.stderr)
+    elif not allure:
+        print("hil: the Allure command line was not found; no HTML report", file=sys.stderr)
+    text, ok = summarize(read_records(records), report_file)
+    (reports / "summary.txt").write_text(text, encoding="utf-8")
+    print(text, end="")
+    if pytest_rc not in (0, 1):  # 1 = some plans failed: the summary says which
+        print(f"hil: pytest exited with {pytest_rc}", file=sys.stderr)
+        return 2
+    return 0 if ok and pytest_rc == 0 and report_file else 1
+
+
+def _bench_check(args: argparse.Namespace) -> int:
+    with Bench(load_bench(Path(args.bench), args.defect)) as bench:
+        identities = bench.identities()
+        rows = [("device", "type", "emulated", "identity")]
+        for name, dev in bench.config.devices.items():
+            ident = ", ".join(f"{k}={v}" for k, v in identities.get(name, {}).items())
+            rows.append((name, dev.type, "yes" if dev.emulated else "no", ident))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    return 1 if any("error" in i for i in identities.values()) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hil", description="hardware-in-the-loop test and certification")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cert = sub.add_parser("certify", help="run the plans on a bench and write the reports")
+    cert.add_argument("plans", nargs="*", default=["testplans"])
+    cert.add_argument("--bench", default="benches/emulated.yaml")
+    cert.add_argument("--reports", default="reports")
+    cert.add_argument("--allure", default=None, help="path of the allure command line")
+    cert.add_argument("--defect", action="append", default=[], metavar="DEVICE:DEFECT")
+    cert.set_defaults(func=_certify)
+
+    bench = sub.add_parser("bench", help="bench tools")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    check = bench_sub.add_parser("check", help="open every device and print its identity")
+    check.add_argument("--bench", default="benches/emulated.yaml")
+    check.add_argument("--defect", action="append", default=[], metavar="DEVICE:DEFECT")
+    check.set_defaults(func=_bench_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.func(args)
+    except HilError as err:
+        print(f"hil: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hil: interrupted", file=sys.stderr)
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

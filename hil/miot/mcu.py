@@ -1,0 +1,367 @@
+"""The appliance side of the MIoT link: an emulated MCU on a pty.
+
+The base class does everything the protocol asks of any appliance: the boot
+handshake, ``get_down`` polling, executing downlinks with access, type and
+range checks, and rate-limited reports. A device subclass adds its physics
+through three hooks: ``_property_written``, ``_on_action`` and ``_tick``,
+and changes its own state with ``update`` and ``emit``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hil.emulation.base import Emulator
+from hil.emulation.pty import PtyLink
+from hil.miot.codec import MAX_LINE_BYTES, Line, LineError, Value, decode_line, encode_line, is_int
+from hil.miot.spec import MiotSpec, PropertySpec
+
+Key = tuple[int, int]  # (siid, piid)
+
+NET_STATES = frozenset({"offline", "local", "cloud", "updating", "uap", "unprov"})
+# codes for ``error`` lines; the protocol reserves -9999…-5000 for them
+ERR_UNKNOWN_COMMAND = -5000
+ERR_UNKNOWN_METHOD = -5001
+ERR_BAD_ARGUMENTS = -5002
+ERR_BAD_LINE = -5003
+
+_REPORTS_PER_LINE = 20  # 60 parameters: below the 64-parameter limit
+
+
+class ActionRefused(Exception):
+    """Raised by ``_on_action`` to answer an action with a non-zero result code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class MiotMcuEmulator(Emulator):
+    """An appliance MCU speaking MIoT serial on the master side of a pty.
+
+    ``endpoint`` is ``{"url": <pty slave path>}``; the bench opens that path
+    with pyserial exactly as it would open ``/dev/ttyUSB0``.
+    """
+
+    BOOT_RETRY_S = 0.2
+    POLL_PERIOD_S = 0.2  # the recommended period; the rule allows 0.1–0.2 s
+    # 1 s per property and 3 events per second are the platform's rules; the
+    # margin keeps us inside them as judged on the module's capture timestamps
+    REPORT_INTERVAL_S = 1.05
+    EVENT_WINDOW_S = 1.05
+    EVENTS_PER_WINDOW = 3
+    TICK_S = 0.02  # physics resolution
+
+    def __init__(
+        self,
+        name: str,
+        spec: MiotSpec,
+        *,
+        defects: Iterable[str] = (),
+        time_scale: float = 1.0,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name, defects=defects, time_scale=time_scale, settings=settings)
+        self.spec = spec
+        self.poll_period = float(self.settings.get("poll_period_s", self.POLL_PERIOD_S))
+        self._lock = threading.RLock()
+        self._values: dict[Key, Value] = {
+            (s.siid, p.piid): p.default() for s, p in spec.iter_properties()
+        }
+        self._names: dict[str, Key] = {
+            f"{s.name}.{p.name}": (s.siid, p.piid) for s, p in spec.iter_properties()
+        }
+        self._stage = "model"  # → "mcu_version" → "running"
+        self._net = "offline"
+        self._pending: dict[Key, Value] = {}
+        self._last_report: dict[Key, float] = {}
+        self._events: deque[tuple[int, int, tuple[Value, ...]]] = deque()
+        self._event_times: deque[float] = deque()
+        self._link: PtyLink | None = None
+        self._next_send = 0.0
+        self.polls = 0  # get_down lines sent, for tests and state()
+
+    # ----- lifecycle
+
+    def _start(self) -> None:
+        self._link = PtyLink()
+        self.endpoint = {"url": self._link.path}
+        self.spawn(self._run, "mcu")
+
+    def _stop(self) -> None:
+        if self._link is not None:
+            self._link.close()
+
+    # ----- what subclasses and tests use
+
+    def value(self, name: str) -> Value:
+        """The current value of property ``"service.property"``."""
+        with self._lock:
+            return self._values[self._names[name]]
+
+    def update(self, name: str, value: Value) -> None:
+        """Change a property from inside the appliance; reported if it notifies."""
+        key = self._names[name]
+        prop = self.spec.prop(*key)
+        assert prop is not None
+        self._store(key, prop, prop.normalize(value))
+
+    def emit(self, name: str, **args: Value) -> None:
+        """Queue ``event_occured`` for event ``"service.event"`` (≤ 3 per second)."""
+        for service, event in self.spec.iter_events():
+            if f"{service.name}.{event.name}" == name:
+                flat: list[Value] = []
+                for piid in event.arguments:
+                    prop = service.prop(piid)
+                    if prop is not None and prop.name in args:
+                        flat += [piid, prop.normalize(args[prop.name])]
+                with self._lock:
+                    self._events.append((service.siid, event.eiid, tuple(flat)))
+                return
+        raise KeyError(name)
+
+    def state(self) -> dict[str, Any]:
+        """A read-only snapshot for tests: boot stage, network state, values."""
+        with self._lock:
+            return {
+                "stage": self._stage,
+                "net": self._net,
+                "poll_period_s": self.poll_period,
+                "polls": self.polls,
+                "values": {n: self._values[k] for n, k in self._names.items()},
+            }
+
+    @property
+    def booted(self) -> bool:
+        return self._stage == "running"
+
+    # ----- hooks
+
+    def _property_written(self, name: str, old: Value, new: Value) -> None:
+        """Called on the MCU thread after the module wrote a property."""
+
+    def _on_action(self, name: str, args: Mapping[str, Value]) -> Mapping[str, Value]:
+        """Run action ``"service.action"``; return its out-properties by name."""
+        raise ActionRefused(-4004)
+
+    def _tick(self, now: float) -> None:
+        """Advance the physics; ``now`` is ``time.monotonic()``."""
+
+    # ----- the MCU loop
+
+    def _run(self) -> None:
+        link = self._link
+        assert link is not None
+        buf = bytearray()
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if now >= self._next_send:
+                self._send_periodic(now)
+            self._tick(now)
+            if self._stage == "running":
+                self._flush_reports(now)
+            data = link.read(max(0.0, min(self._next_send - time.monotonic(), self.TICK_S)))
+            if data is None:
+                return
+            buf += data
+            while (idx := buf.find(b"\r")) >= 0:
+                raw = bytes(buf[:idx]).strip(b"\n")
+                del buf[: idx + 1]
+                self._receive(raw)
+            if len(buf) > MAX_LINE_BYTES:
+                buf.clear()
+                self._error("line longer than 512 bytes", ERR_BAD_LINE)
+
+    def _send_periodic(self, now: float) -> None:
+        if self._stage == "model":
+            self._send("model", self.spec.model)
+            self._next_send = now + self.BOOT_RETRY_S
+        elif self._stage == "mcu_version":
+            self._send("mcu_version", self.spec.mcu_version)
+            self._next_send = now + self.BOOT_RETRY_S
+        else:
+            self._send("get_down")
+            self.polls += 1
+            self._next_send = now + self.poll_period
+
+    def _send(self, command: str, *args: Value) -> None:
+        link = self._link
+        if link is not None:
+            link.write(encode_line(command, *args).encode() + b"\r")
+
+    def _error(self, message: str, code: int) -> None:
+        self._send("error", message, code)
+
+    def _receive(self, raw: bytes) -> None:
+        if not raw:
+            return
+        try:
+            line = decode_line(raw.decode("utf-8"))
+        except (LineError, UnicodeDecodeError) as err:
+            self._error(f"malformed line: {err}", ERR_BAD_LINE)
+            return
+        if line.command == "ok":
+            if self._stage == "model":
+                self._stage, self._next_send = "mcu_version", 0.0
+            elif self._stage == "mcu_version":
+                self._stage, self._next_send = "running", 0.0
+        elif line.command == "error":
+            pass  # a refused report or boot line: boot lines are retried anyway
+        elif line.command == "down":
+            self._downlink(line)
+        else:
+            self._error(f"unknown command {line.command}", ERR_UNKNOWN_COMMAND)
+
+    def _downlink(self, line: Line) -> None:
+        if not line.args or not isinstance(line.args[0], str):
+            self._error("down without a method", ERR_BAD_ARGUMENTS)
+            return
+        method, args = str(line.args[0]), line.args[1:]
+        if method == "none":
+            return
+        if method == "MIIO_mcu_version_req":
+            self._send("mcu_version", self.spec.mcu_version)
+        elif method == "MIIO_net_change":
+            if len(args) == 1 and str(args[0]) in NET_STATES:
+                with self._lock:
+                    self._net = str(args[0])
+            else:
+                self._error(f"bad net state {args!r}", ERR_BAD_ARGUMENTS)
+        elif method == "get_properties":
+            self._get_properties(args)
+        elif method == "set_properties":
+            self._set_properties(args)
+        elif method == "action":
+            self._action(args)
+        else:
+            self._error(f"unknown method {method}", ERR_UNKNOWN_METHOD)
+
+    def _reply(self, words: list[Value]) -> None:
+        try:
+            self._send("result", *words)
+        except LineError as err:
+            self._error(f"result does not fit one line: {err}", ERR_BAD_ARGUMENTS)
+
+    def _get_properties(self, args: tuple[Value, ...]) -> None:
+        if not args or len(args) % 2 or not all(is_int(a) for a in args):
+            self._error("get_properties takes siid piid pairs", ERR_BAD_ARGUMENTS)
+            return
+        words: list[Value] = []
+        for siid, piid in zip(args[::2], args[1::2], strict=True):
+            assert isinstance(siid, int)
+            assert isinstance(piid, int)
+            prop = self.spec.prop(siid, piid)
+            if prop is None:
+                words += [siid, piid, -4003]
+            elif not prop.readable:
+                words += [siid, piid, -4001]
+            else:
+                with self._lock:
+                    words += [siid, piid, 0, self._values[(siid, piid)]]
+        self._reply(words)
+
+    def _set_properties(self, args: tuple[Value, ...]) -> None:
+        if not args or len(args) % 3 or not all(is_int(a) for a in (*args[::3], *args[1::3])):
+            self._error("set_properties takes siid piid value triples", ERR_BAD_ARGUMENTS)
+            return
+        words: list[Value] = []
+        written: list[tuple[str, Value, Value]] = []
+        for siid, piid, value in zip(args[::3], args[1::3], args[2::3], strict=True):
+            assert isinstance(siid, int)
+            assert isinstance(piid, int)
+            prop = self.spec.prop(siid, piid)
+            if prop is None:
+                code = -4003
+            elif not prop.writable:
+                code = -4002
+            elif prop.check(value) is not None:
+                code = -4005
+            else:
+                code = 0
+                new = prop.normalize(value)
+                old = self._store((siid, piid), prop, new)
+                written.append((self._name_of(siid, piid), old, new))
+            words += [siid, piid, code]
+        self._reply(words)
+        # hooks run after the result so their reports follow it, as on a real MCU
+        for name, old, new in written:
+            self._property_written(name, old, new)
+
+    def _action(self, args: tuple[Value, ...]) -> None:
+        if len(args) < 2 or not is_int(args[0]) or not is_int(args[1]):
+            self._error("action takes siid aiid [piid value]…", ERR_BAD_ARGUMENTS)
+            return
+        siid, aiid = args[0], args[1]
+        assert isinstance(siid, int)
+        assert isinstance(aiid, int)
+        service = self.spec.service(siid)
+        action = next((a for a in service.actions if a.aiid == aiid), None) if service else None
+        if service is None or action is None:
+            self._reply([siid, aiid, -4003])
+            return
+        params = args[2:]
+        given: dict[str, Value] = {}
+        ok = len(params) % 2 == 0 and all(is_int(p) for p in params[::2])
+        if ok:
+            piids = [p for p in params[::2] if isinstance(p, int)]
+            ok = sorted(piids) == sorted(action.in_)
+            for piid, value in zip(params[::2], params[1::2], strict=True):
+                prop = service.prop(int(piid)) if is_int(piid) else None
+                if prop is None or prop.check(value) is not None:
+                    ok = False
+                    break
+                given[prop.name] = prop.normalize(value)
+        if not ok:
+            self._reply([siid, aiid, -4006])
+            return
+        try:
+            out = self._on_action(f"{service.name}.{action.name}", given)
+        except ActionRefused as refused:
+            self._reply([siid, aiid, refused.code])
+            return
+        words: list[Value] = [siid, aiid, 0]
+        for piid in action.out:
+            prop = service.prop(piid)
+            if prop is not None and prop.name in out:
+                words += [piid, prop.normalize(out[prop.name])]
+        self._reply(words)
+
+    # ----- state and reports
+
+    def _name_of(self, siid: int, piid: int) -> str:
+        return next(n for n, k in self._names.items() if k == (siid, piid))
+
+    def _store(self, key: Key, prop: PropertySpec, value: Value) -> Value:
+        with self._lock:
+            old = self._values[key]
+            self._values[key] = value
+            if prop.notifies and (value != old or type(value) is not type(old)):
+                self._pending[key] = value  # the platform keeps only the last value anyway
+            return old
+
+    def _flush_reports(self, now: float) -> None:
+        with self._lock:
+            due = [
+                k
+                for k in self._pending
+                if now - self._last_report.get(k, -1e9) >= self.REPORT_INTERVAL_S
+            ]
+            words: list[Value] = []
+            for key in due:
+                words += [key[0], key[1], self._pending.pop(key)]
+                self._last_report[key] = now
+            while self._event_times and now - self._event_times[0] >= self.EVENT_WINDOW_S:
+                self._event_times.popleft()
+            events = []
+            while self._events and len(self._event_times) < self.EVENTS_PER_WINDOW:
+                events.append(self._events.popleft())
+                self._event_times.append(now)
+        step = 3 * _REPORTS_PER_LINE
+        for i in range(0, len(words), step):
+            self._send("properties_changed", *words[i : i + step])
+        for siid, eiid, flat in events:
+            self._send("event_occured", siid, eiid, *flat)

@@ -1,0 +1,499 @@
+"""The bench side of the MIoT link: the driver plays the Wi-Fi module.
+
+The appliance MCU drives the conversation (it polls with ``get_down``), so
+everything happens on the serial transport's reader thread: boot lines are
+acknowledged, each poll is answered with the next queued downlink, reports
+are acknowledged and recorded as observations. Callers of ``get``/``set``/
+``action`` queue a downlink and wait — at most the platform's 4 s RPC
+timeout — for the MCU's ``result``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from hil.bench.definition import DeviceDefinition
+from hil.bench.driver import Sample
+from hil.bench.registry import DriverContext
+from hil.errors import (
+    ConfigError,
+    DeviceLost,
+    DeviceTimeout,
+    ProtocolError,
+    did_you_mean,
+)
+from hil.miot.codec import Bare, Line, LineError, Value, decode_line, encode_line, is_int
+from hil.miot.spec import MiotSpec, PropertySpec
+from hil.transports.serial import SerialTransport
+
+log = logging.getLogger(__name__)
+
+RPC_TIMEOUT_S = 4.0  # the platform's limit for answering any downlink
+MAX_OBSERVATIONS = 100_000  # per signal; older ones are dropped first
+
+RESULT_CODES: Mapping[int, str] = {
+    0: "success",
+    1: "accepted, not finished",
+    -4001: "not readable",
+    -4002: "not writable",
+    -4003: "no such property, method or event",
+    -4004: "internal error",
+    -4005: "bad value",
+    -4006: "bad action parameter",
+    -4007: "bad device id",
+}
+
+Expect = Literal["result", "mcu_version", "none"]
+
+
+def meaning(code: int) -> str:
+    """The protocol's name for a result or error code."""
+    if code in RESULT_CODES:
+        return RESULT_CODES[code]
+    if -9999 <= code <= -5000:
+        return "MCU error"
+    return "unknown code"
+
+
+@dataclass
+class Request:
+    """One downlink, from queueing to the MCU's answer."""
+
+    words: tuple[Value, ...]  # the method and its arguments, after ``down``
+    expect: Expect
+    match: tuple[int, ...] = ()  # leading ints the answering ``result`` must start with
+    done: threading.Event = field(default_factory=threading.Event)
+    t_sent: float | None = None  # capture time of the ``down`` line
+    t_reply: float | None = None
+    reply: Line | None = None
+
+    @property
+    def text(self) -> str:
+        return encode_line("down", *self.words)
+
+
+class MiotModuleDriver:
+    """Drives a MIoT appliance over serial by playing its Wi-Fi module."""
+
+    def __init__(
+        self,
+        name: str,
+        transport: SerialTransport,
+        definition: DeviceDefinition,
+        spec: MiotSpec,
+        *,
+        rpc_timeout: float = RPC_TIMEOUT_S,
+    ) -> None:
+        self.name = name
+        self.definition = definition
+        self.spec = spec
+        self.transport = transport
+        self.rpc_timeout = rpc_timeout
+        self._cond = threading.Condition()
+        self._queue: deque[Request] = deque()  # waiting for a get_down
+        self._inflight: deque[Request] = deque()  # sent, waiting for result/error
+        self._obs: dict[str, list[Sample]] = {}
+        self._model: str | None = None
+        self._mcu_version: str | None = None
+        self.last_poll: float | None = None  # capture time of the newest get_down
+        self._closed = False
+        self._by_ids = {
+            (s.siid, p.piid): (f"{s.name}.{p.name}", p) for s, p in spec.iter_properties()
+        }
+        self._events = {(s.siid, e.eiid): f"{s.name}.{e.name}" for s, e in spec.iter_events()}
+        # boot lines that came before we were attached still say who the device is
+        for rec in transport.capture.records():
+            if rec.direction == "rx":
+                self._remember_boot(rec.data)
+        transport.on_line = self._on_line
+
+    @classmethod
+    def from_context(cls, ctx: DriverContext, spec: MiotSpec) -> Self:
+        if not isinstance(ctx.transport, SerialTransport):
+            raise ConfigError(
+                f"device {ctx.name!r} speaks MIoT serial; its transport must be serial, "
+                f"not {type(ctx.transport).__name__}"
+            )
+        return cls(ctx.name, ctx.transport, ctx.definition, spec)
+
+    # ----- the module's side of the conversation (reader thread)
+
+    def _on_line(self, t: float, text: str) -> None:
+        try:
+            self._handle(t, text)
+        except Exception:  # the reader thread must survive any one bad line
+            log.exception("%s: cannot handle line %r", self.name, text)
+
+    def _handle(self, t: float, text: str) -> None:
+        try:
+            line = decode_line(text)
+        except LineError:
+            self.transport.write_line("error")
+            return
+        cmd, args = line.command, line.args
+        if cmd in ("model", "mcu_version"):
+            valid = self._remember_boot(text)
+            self.transport.write_line("ok" if valid else "error")
+            if cmd == "mcu_version":
+                self._resolve_version(t, line)
+        elif cmd == "get_down":
+            self._answer_poll(t)
+        elif cmd == "properties_changed":
+            ok = len(args) > 0 and len(args) % 3 == 0
+            self.transport.write_line("ok" if ok else "error")
+            if ok:
+                self._observe_changes(t, args)
+        elif cmd == "event_occured":
+            ok = len(args) >= 2 and len(args) % 2 == 0 and is_int(args[0]) and is_int(args[1])
+            self.transport.write_line("ok" if ok else "error")
+            event = self._events.get((int(args[0]), int(args[1]))) if ok else None
+            if event is not None:
+                self._add(event, Sample(t, True))
+        elif cmd in ("result", "error"):
+            self._resolve(t, line)
+        else:
+            self.transport.write_line("error")
+
+    def _remember_boot(self, text: str) -> bool:
+        cmd, _, rest = text.partition(" ")
+        with self._cond:
+            if cmd == "model":
+                self._model = rest
+                valid = 0 < len(rest) <= 23 and " " not in rest
+            elif cmd == "mcu_version":
+                self._mcu_version = rest
+                valid = re.fullmatch(r"[0-9]{4}", rest) is not None
+            else:
+                return False
+            self._cond.notify_all()
+        return valid
+
+    def _answer_poll(self, t: float) -> None:
+        with self._cond:
+            self.last_poll = t
+            request = self._queue.popleft() if self._queue else None
+            if request is not None and request.expect != "none":
+                self._inflight.append(request)
+        if request is None:
+            self.transport.write_line("down none")
+            return
+        t_sent = self.transport.write_line(request.text)
+        with self._cond:
+            request.t_sent = t_sent
+            if request.expect == "none":
+                request.done.set()
+            self._cond.notify_all()
+
+    def _resolve(self, t: float, line: Line) -> None:
+        with self._cond:
+            request = None
+            if line.command == "error":
+                request = next((r for r in self._inflight if r.expect == "result"), None)
+            else:
+                lead = line.args[:2]
+                request = next(
+                    (r for r in self._inflight if r.expect == "result" and r.match == lead), None
+                )
+            if request is None:
+                log.info("%s: unsolicited %r", self.name, str(line))
+                return
+            self._inflight.remove(request)
+            request.reply, request.t_reply = line, t
+            request.done.set()
+        if line.command == "result" and request.words[0] == "get_properties":
+            for name, prop, code, value in _parse_get_result(self._by_ids, line.args):
+                if code == 0 and prop is not None:
+                    self._add(name, Sample(t, prop.normalize(value)))
+
+    def _resolve_version(self, t: float, line: Line) -> None:
+        # the answer to MIIO_mcu_version_req is a fresh mcu_version line, not a result
+        with self._cond:
+            for request in list(self._inflight):
+                if request.expect == "mcu_version" and request.t_sent is not None:
+                    self._inflight.remove(request)
+                    request.reply, request.t_reply = line, t
+                    request.done.set()
+
+    def _observe_changes(self, t: float, args: tuple[Value, ...]) -> None:
+        for siid, piid, value in zip(args[::3], args[1::3], args[2::3], strict=True):
+            known = (
+                self._by_ids.get((int(siid), int(piid))) if is_int(siid) and is_int(piid) else None
+            )
+            if known is not None:
+                self._add(known[0], Sample(t, known[1].normalize(value)))
+
+    def _add(self, signal: str, sample: Sample) -> None:
+        with self._cond:
+            obs = self._obs.setdefault(signal, [])
+            obs.append(sample)
+            if len(obs) > MAX_OBSERVATIONS:
+                del obs[: len(obs) - MAX_OBSERVATIONS]
+            self._cond.notify_all()
+
+    # ----- downlinks (caller's thread)
+
+    def request(self, method: str, *args: Value, expect: Expect = "result") -> Request:
+        """Queue ``down <method> <args…>`` and wait for its answer (≤ 4 s).
+
+        Returns the request with its ``reply`` line (a ``result`` or an
+        ``error``); codes are not interpreted here, so acceptance tests can
+        send what a faulty module would.
+        """
+        self.check_link()
+        words: tuple[Value, ...] = (Bare(method), *args)
+        # a result starts with the siid and piid/aiid of the downlink's first item
+        match = tuple(int(a) for a in args[:2] if is_int(a))
+        request = Request(words, expect, match)
+        encode_line("down", *words)  # refuse an oversized line before queueing it
+        with self._cond:
+            if self._closed:
+                raise DeviceLost("driver is closed", device=self.name)
+            self._queue.append(request)
+        deadline = time.monotonic() + self.rpc_timeout
+        while not request.done.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._abandon(request)
+                raise self._timeout(request)
+            request.done.wait(min(0.1, remaining))
+            self.check_link()
+            if self._closed:
+                raise DeviceLost("driver closed while waiting", device=self.name)
+        return request
+
+    def _abandon(self, request: Request) -> None:
+        with self._cond:
+            for q in (self._queue, self._inflight):
+                if request in q:
+                    q.remove(request)
+
+    def _timeout(self, request: Request) -> DeviceTimeout:
+        if request.t_sent is None:
+            why = (
+                "the MCU never polled for it (no get_down yet)"
+                if self.last_poll is None
+                else "the MCU did not poll for it "
+                f"(last get_down {time.time() - self.last_poll:.1f} s ago)"
+            )
+        else:
+            why = "it was delivered but the MCU did not answer"
+        return DeviceTimeout(
+            f"no answer to {request.text!r} within {self.rpc_timeout:g} s: {why}",
+            device=self.name,
+            timeout=self.rpc_timeout,
+        )
+
+    def _checked(self, request: Request, what: str) -> Line:
+        reply = request.reply
+        assert reply is not None
+        if reply.command == "error":
+            code = next((a for a in reply.args if is_int(a)), None)
+            raise ProtocolError(
+                f"{what}: MCU answered error {reply.args!r}",
+                device=self.name,
+                code=code,
+                meaning=meaning(int(code)) if code is not None else "no code",
+            )
+        return reply
+
+    def _code_error(self, what: str, code: int) -> ProtocolError:
+        return ProtocolError(
+            f"{what} failed with code {code} ({meaning(code)})",
+            device=self.name,
+            code=code,
+            meaning=meaning(code),
+        )
+
+    def _get(self, prop: str) -> Sample:
+        service, spec = self.spec.property_named(prop)
+        request = self.request("get_properties", service.siid, spec.piid)
+        reply = self._checked(request, f"get {prop}")
+        parsed = _parse_get_result(self._by_ids, reply.args)
+        if not parsed:
+            raise ProtocolError(f"get {prop}: empty result {str(reply)!r}", device=self.name)
+        _, _, code, value = parsed[0]
+        if code != 0:
+            raise self._code_error(f"get {prop}", code)
+        assert request.t_reply is not None
+        return Sample(request.t_reply, spec.normalize(value))
+
+    def get(self, prop: str) -> Any:
+        """Read property ``"service.property"`` with a real ``get_properties``."""
+        return self._get(prop).value
+
+    def _set(self, prop: str, value: Value) -> float:
+        service, spec = self.spec.property_named(prop)
+        request = self.request("set_properties", service.siid, spec.piid, value)
+        reply = self._checked(request, f"set {prop}")
+        code = reply.args[2] if len(reply.args) >= 3 and is_int(reply.args[2]) else None
+        if code is None:
+            raise ProtocolError(f"set {prop}: malformed result {str(reply)!r}", device=self.name)
+        if code not in (0, 1):
+            raise self._code_error(f"set {prop} = {value!r}", int(code))
+        assert request.t_sent is not None
+        return request.t_sent
+
+    def set(self, prop: str, value: Any) -> None:
+        """Write property ``"service.property"``; non-zero codes raise ``ProtocolError``."""
+        self._set(prop, value)
+
+    def _action(self, name: str, args: Mapping[str, Any]) -> tuple[float, dict[str, Value]]:
+        service, action = self.spec.action_named(name)
+        ins = {p.name: p for p in (service.prop(i) for i in action.in_) if p is not None}
+        unknown = set(args) - set(ins)
+        missing = set(ins) - set(args)
+        if unknown or missing:
+            raise ConfigError(
+                f"action {name!r} takes {sorted(ins)}; missing {sorted(missing)}, "
+                f"unknown {sorted(unknown)}"
+            )
+        flat: list[Value] = []
+        for pname, prop in ins.items():
+            flat += [prop.piid, args[pname]]
+        request = self.request("action", service.siid, action.aiid, *flat)
+        reply = self._checked(request, f"action {name}")
+        code = reply.args[2] if len(reply.args) >= 3 and is_int(reply.args[2]) else None
+        if code is None:
+            raise ProtocolError(f"action {name}: malformed result {str(reply)!r}", device=self.name)
+        if code not in (0, 1):
+            raise self._code_error(f"action {name}", int(code))
+        out: dict[str, Value] = {}
+        rest = reply.args[3:]
+        for piid, value in zip(rest[::2], rest[1::2], strict=False):
+            out_prop = service.prop(int(piid)) if is_int(piid) else None
+            if out_prop is not None:
+                out[out_prop.name] = out_prop.normalize(value)
+        assert request.t_sent is not None
+        return request.t_sent, out
+
+    def action(self, name: str, **args: Any) -> dict[str, Value]:
+        """Call action ``"service.action"``; returns its out-properties by name."""
+        return self._action(name, args)[1]
+
+    def net_change(self, state: str) -> None:
+        """Tell the MCU the network state (``cloud``, ``offline``…); no answer expected."""
+        self.request("MIIO_net_change", Bare(state), expect="none")
+
+    def request_mcu_version(self) -> str:
+        """Ask the MCU to re-send ``mcu_version``; returns what it sent."""
+        request = self.request("MIIO_mcu_version_req", expect="mcu_version")
+        assert request.reply is not None
+        return str(request.reply.args[0]) if request.reply.args else ""
+
+    # ----- the Driver protocol
+
+    def identity(self) -> dict[str, str]:
+        """Model and MCU firmware version, as the MCU announced them at boot."""
+        deadline = time.monotonic() + self.rpc_timeout
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._model is not None and self._mcu_version is not None,
+                timeout=self.rpc_timeout,
+            )
+            model, version = self._model, self._mcu_version
+        if model is None:
+            raise DeviceTimeout(
+                f"no 'model' line within {self.rpc_timeout:g} s; an MCU announces its model "
+                "only at boot — power-cycle the appliance with the bench attached",
+                device=self.name,
+            )
+        if version is None and deadline > time.monotonic():
+            version = self.request_mcu_version()
+        return {"model": model, "firmware": version or ""}
+
+    def _signal(self, signal: str) -> None:
+        if signal not in self.definition.signals:
+            raise ConfigError(
+                f"{self.name} has no signal {signal!r}; "
+                + did_you_mean(signal, self.definition.signals)
+            )
+
+    def samples(self, signal: str, since: float) -> list[Sample]:
+        self._signal(signal)
+        with self._cond:
+            obs = list(self._obs.get(signal, ()))
+        i = bisect.bisect_left([s.t for s in obs], since)
+        return obs[max(0, i - 1) :]
+
+    def read(self, signal: str) -> Sample:
+        self._signal(signal)
+        if signal in self._events.values():
+            with self._cond:
+                obs = self._obs.get(signal)
+                return obs[-1] if obs else Sample(time.time(), False)
+        _, prop = self.spec.property_named(signal)
+        if prop.readable:
+            return self._get(signal)
+        with self._cond:
+            obs = self._obs.get(signal)
+            if obs:
+                return obs[-1]
+        raise ProtocolError(f"{signal} is not readable and was never reported", device=self.name)
+
+    def stimulate(self, stimulus: str, values: Mapping[str, Any]) -> float:
+        info = self.definition.stimuli.get(stimulus)
+        if info is None:
+            raise ConfigError(
+                f"{self.name} has no stimulus {stimulus!r}; "
+                + did_you_mean(stimulus, self.definition.stimuli)
+            )
+        if info.kind == "property":
+            if set(values) != {"value"}:
+                raise ConfigError(
+                    f"stimulus {stimulus!r} takes one field 'value', got {sorted(values)}"
+                )
+            return self._set(stimulus, values["value"])
+        if info.kind == "action":
+            return self._action(stimulus, values)[0]
+        raise ConfigError(
+            f"stimulus {stimulus!r} of {self.name} is a bench input, applied by the bench "
+            "(Emulator.set_input or an actuator), not the device"
+        )
+
+    def write_evidence(self, directory: Path) -> list[Path]:
+        return [self.transport.capture.write_jsonl(directory / f"{self.name}.serial.jsonl")]
+
+    def check_link(self) -> None:
+        if self.transport.lost is not None:
+            raise self.transport.lost
+        if not self.transport.is_open:
+            raise DeviceLost("serial transport is closed", device=self.name)
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.clear()
+            self._inflight.clear()
+            self._cond.notify_all()
+        if self.transport.on_line == self._on_line:
+            self.transport.on_line = None
+
+
+def _parse_get_result(
+    by_ids: Mapping[tuple[int, int], tuple[str, PropertySpec]], args: tuple[Value, ...]
+) -> list[tuple[str, PropertySpec | None, int, Value]]:
+    """``s p code [value] …`` → (name, property, code, value); a value only with code 0."""
+    out: list[tuple[str, PropertySpec | None, int, Value]] = []
+    i = 0
+    while i + 2 < len(args):
+        siid, piid, code = args[i], args[i + 1], args[i + 2]
+        if not (is_int(siid) and is_int(piid) and is_int(code)):
+            break  # the caller reports what is missing
+        i += 3
+        value: Value = ""
+        if code == 0 and i < len(args):
+            value, i = args[i], i + 1
+        name, prop = by_ids.get((int(siid), int(piid)), (f"{siid}.{piid}", None))
+        out.append((name, prop, int(code), value))
+    return out

@@ -1,0 +1,1 @@
+"""Declarative test plans: schema, loader, validation against a bench, runner."""

@@ -1,0 +1,73 @@
+"""YAML plans collected as pytest items, with stable node ids (``file::PLAN-ID``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil.errors import HilError
+from hil.plan.loader import LoadedPlan, load_plan
+from hil.plan.resolve import resolve_plan
+from hil.plan.runner import PlanRunner
+from hil.pytest_plugin.session import hil_session
+from hil.report.allure_writer import AllureObserver, attach_evidence, label_plan
+from hil.report.record import Status, write_record
+
+
+class PlanFailed(AssertionError):
+    """The device did not meet the plan (Allure: failed)."""
+
+
+class PlanBroken(RuntimeError):
+    """The plan could not be judged: device lost, plan invalid for the bench (Allure: broken)."""
+
+
+def is_plan_file(path: Path, roots: list[Path]) -> bool:
+    if path.suffix not in (".yaml", ".yml") or path.name.startswith(("_", ".")):
+        return False
+    if path.name == "requirements.yaml":
+        return False
+    return any(root == path.parent or root in path.parents for root in roots)
+
+
+class PlanFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        loaded = load_plan(self.path)
+        yield PlanItem.from_parent(self, name=loaded.id, loaded=loaded)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, HilError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class PlanItem(pytest.Item):
+    def __init__(self, *, loaded: LoadedPlan, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loaded = loaded
+
+    def runtest(self) -> None:
+        session = hil_session(self.config)
+        bench = session.open_bench()
+        resolved = resolve_plan(self.loaded, bench.definitions)
+        runner = PlanRunner(bench, observer=AllureObserver(), evidence_dir=session.evidence_dir)
+        record = runner.run(resolved)
+        if session.results_dir is not None:
+            write_record(record, session.results_dir)
+        label_plan(record, session.requirement_url, self.loaded.plan.description)
+        attach_evidence(record)
+        if record.status is Status.FAILED:
+            raise PlanFailed(f"{record.plan_id} FAILED: {record.reason}")
+        if record.status is Status.BROKEN:
+            raise PlanBroken(f"{record.plan_id} BROKEN: {record.reason}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, PlanFailed | PlanBroken | HilError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, 0, f"plan {self.loaded.id}: {self.loaded.plan.title}"

@@ -1,0 +1,64 @@
+"""Options, plan collection and the ``bench`` fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hil.bench.bench import Bench
+from hil.pytest_plugin.items import PlanFile, is_plan_file
+from hil.pytest_plugin.session import SESSION_KEY, HilSession, hil_session
+
+DEFAULT_BENCH = "benches/emulated.yaml"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "hardware-in-the-loop (hil)")
+    group.addoption("--bench", dest="hil_bench", default=None, help="bench file to run on")
+    group.addoption(
+        "--hil-defect",
+        dest="hil_defects",
+        action="append",
+        default=[],
+        metavar="DEVICE:DEFECT",
+        help="inject an emulator defect (repeatable)",
+    )
+    group.addoption(
+        "--hil-results", dest="hil_results", default=None, help="write plan records (JSON) here"
+    )
+    parser.addini("hil_bench", "default bench file", default=DEFAULT_BENCH)
+    parser.addini("hil_plan_roots", "folders whose YAML files are plans", type="linelist",
+                  default=["testplans"])
+    parser.addini("hil_requirement_url", "URL of a requirement; {id} is replaced", default="{id}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    bench = config.getoption("hil_bench") or config.getini("hil_bench")
+    results = config.getoption("hil_results")
+    config.stash[SESSION_KEY] = HilSession(
+        bench_path=(config.rootpath / bench) if not Path(bench).is_absolute() else Path(bench),
+        defects=list(config.getoption("hil_defects")),
+        results_dir=Path(results).resolve() if results else None,
+        requirement_url=str(config.getini("hil_requirement_url")),
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
+    roots = [parent.config.rootpath / r for r in parent.config.getini("hil_plan_roots")]
+    if is_plan_file(file_path, roots):
+        return PlanFile.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.fixture(scope="session")
+def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
+    """The session's bench (``--bench``), opened once and shared with plan items."""
+    yield hil_session(request.config).open_bench()

@@ -1,0 +1,1 @@
+"""The run record (single source of truth) and its views: Allure, summary."""

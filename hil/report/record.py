@@ -1,0 +1,109 @@
+"""The run record: every outcome lands here first; reports are views of it.
+
+Each plan's record is written as one JSON file the moment the plan ends
+(atomically: temp file + rename), so a crash loses nothing that finished.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"  # the device did not meet the plan
+    BROKEN = "broken"  # the run could not judge (device lost, plan error)
+    SKIPPED = "skipped"
+
+
+@dataclass
+class MeasurementRecord:
+    name: str
+    value: float
+    unit: str | None
+    statistic: str
+    limit: str
+    limits: dict[str, float | None]
+    outcome: str
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class StepRecord:
+    id: str
+    title: str
+    kind: str
+    section: str
+    line: int | None
+    status: Status = Status.PASSED
+    message: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+    parameters: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, Any] = field(default_factory=dict)
+    measurement: MeasurementRecord | None = None
+
+
+@dataclass
+class PlanRecord:
+    plan_id: str
+    title: str
+    file: str
+    file_sha256: str
+    version: str
+    requirements: list[str]
+    severity: str
+    tags: list[str]
+    bench_id: str
+    bench_sha256: str
+    defects: dict[str, list[str]]
+    time_scale: float
+    status: Status = Status.PASSED
+    reason: str = ""
+    category: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+    steps: list[StepRecord] = field(default_factory=list)
+    identities: dict[str, dict[str, str]] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_record(record: PlanRecord, directory: Path) -> Path:
+    """Write ``record`` as ``<plan>-<start>.json`` atomically; returns the path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = f"{record.started:.6f}".replace(".", "")
+    path = directory / f"{record.plan_id}-{stamp}.json"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(record.to_json(), fh, indent=1, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_records(directory: Path) -> list[dict[str, Any]]:
+    """Every plan record in ``directory`` (oldest first); unreadable files are skipped."""
+    out: list[dict[str, Any]] = []
+    if not directory.is_dir():
+        return out
+    for path in sorted(directory.glob("*.json")):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            continue
+    out.sort(key=lambda r: r.get("started", 0.0))
+    return out

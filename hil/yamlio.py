@@ -1,0 +1,218 @@
+"""Strict YAML for every file hil reads: safe tags only, no duplicate keys,
+bounded size and expansion, and a line for every value.
+
+Documents are composed into PyYAML nodes and converted by hand, so each
+value's position is kept in a ``Locations`` index that turns a pydantic
+error location (``("steps", 3, "expect", "within")``) into ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from hil.errors import ConfigError
+
+MAX_BYTES = 2 * 1024 * 1024  # plans and benches are small; a 50 MB file is a mistake
+MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
+MAX_DEPTH = 64
+
+Path_ = tuple[str | int, ...]
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+@dataclass
+class Locations:
+    """1-based line and column of every mapping value and list item."""
+
+    file: str
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def find(self, loc: Sequence[str | int], *, key: bool = False) -> tuple[int | None, int | None]:
+        """The position of ``loc`` or of its nearest ancestor that has one."""
+        path = tuple(loc)
+        while True:
+            table = self.key_marks if key and path in self.key_marks else self.marks
+            if path in table:
+                return table[path]
+            if not path:
+                return None, None
+            path = path[:-1]
+
+    def error(self, cls: type[ConfigError], loc: Sequence[str | int], message: str) -> ConfigError:
+        line, col = self.find(loc)
+        return cls(message, file=self.file, line=line, column=col)
+
+
+class _Builder:
+    def __init__(self, file: str, loader: yaml.SafeLoader, locs: Locations) -> None:
+        self.file = file
+        self.loader = loader
+        self.locs = locs
+        self.count = 0
+
+    def fail(self, node: yaml.Node, message: str) -> ConfigError:
+        mark = node.start_mark
+        return ConfigError(message, file=self.file, line=mark.line + 1, column=mark.column + 1)
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(
+                node,
+                f"document expands to more than {MAX_NODES} values "
+                "(nested aliases? a 'billion laughs' document is refused)",
+            )
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
+        self.locs.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as err:
+            raise self.fail(node, f"invalid value: {_problem(err)}") from err
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        try:
+            self.loader.flatten_mapping(node)  # resolves "<<" merge keys
+        except yaml.YAMLError as err:
+            raise self.fail(node, f"invalid merge: {_problem(err)}") from err
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(key_node, "mapping keys must be plain scalars")
+            key = self.build(key_node, (*path, "<key>"))
+            if not isinstance(key, str | int | bool | float) or key is None:
+                raise self.fail(key_node, f"mapping key {key!r} is not a plain scalar")
+            if key in out:
+                first = self.locs.key_marks.get((*path, key))
+                where = f" (first at line {first[0]})" if first else ""
+                raise self.fail(key_node, f"duplicate key {key!r}{where}")
+            self.locs.key_marks[(*path, key)] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
+            out[key] = self.build(value_node, (*path, key))
+        return out
+
+
+def _problem(err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None) or str(err)
+    return str(problem).strip()
+
+
+def load_text(text: str, file: str) -> tuple[Any, Locations]:
+    """Parse one YAML document from ``text``; errors name ``file``."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
+        raise ConfigError(f"file is larger than {MAX_BYTES // 1024} KiB; refused", file=file)
+    locs = Locations(file)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError("file is empty", file=file, line=1)
+        data = _Builder(file, loader, locs).build(node, ())
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        raise ConfigError(f"malformed YAML: {_problem(err)}", file=file, line=line, column=col) from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"malformed YAML: {_problem(err)}", file=file) from err
+    except RecursionError as err:
+        raise ConfigError(f"nesting deeper than {MAX_DEPTH} levels", file=file) from err
+    finally:
+        loader.dispose()
+    return data, locs
+
+
+def load_file(path: Path) -> tuple[Any, Locations]:
+    """Read and parse ``path`` with every guard above."""
+    file = str(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError as err:
+        raise ConfigError("file not found", file=file) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read file: {err.strerror}", file=file) from err
+    if size > MAX_BYTES:
+        raise ConfigError(
+            f"file is {size // 1024} KiB, larger than the {MAX_BYTES // 1024} KiB allowed; refused",
+            file=file,
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text: {err.reason} at byte {err.start}", file=file) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read file: {err.strerror}", file=file) from err
+    return load_text(text, file)
+
+
+def check_spec(data: Any, locs: Locations, supported: int, cls: type[ConfigError], what: str) -> None:
+    """Every hil YAML file starts with ``spec: N``; say which side to upgrade."""
+    if not isinstance(data, Mapping):
+        raise locs.error(cls, (), f"a {what} must be a mapping with 'spec: {supported}' at the top")
+    spec = data.get("spec")
+    if spec is None:
+        raise locs.error(cls, (), f"missing 'spec: {supported}' at the top of the {what}")
+    if not isinstance(spec, int) or isinstance(spec, bool):
+        raise locs.error(cls, ("spec",), f"'spec' must be an integer, got {spec!r}")
+    if spec > supported:
+        raise locs.error(
+            cls,
+            ("spec",),
+            f"{what} uses spec {spec} but this hil reads spec {supported}; upgrade hil",
+        )
+    if spec < 1:
+        raise locs.error(cls, ("spec",), f"spec must be >= 1, got {spec}")
+
+
+def validate(model: type[M], data: Any, locs: Locations, cls: type[ConfigError]) -> M:
+    """Validate with pydantic; the first error becomes ``cls`` at its file:line."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as err:
+        raise pydantic_error(err, locs, cls) from err
+
+
+def pydantic_error(
+    err: pydantic.ValidationError, locs: Locations, cls: type[ConfigError], prefix: Path_ = ()
+) -> ConfigError:
+    first = err.errors(include_url=False)[0]
+    loc = (*prefix, *_clean_loc(first["loc"]))
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}"
+        ctx = first.get("ctx") or {}
+        allowed = ctx.get("allowed")
+        if allowed:
+            message += f"; {allowed}"
+        line, col = locs.find(loc, key=True)
+        return cls(message, file=locs.file, line=line, column=col, path=dotted)
+    message = f"{dotted}: {first['msg']}"
+    if kind not in ("missing",) and "input" in first and not isinstance(first["input"], dict | list):
+        message += f" (got {first['input']!r})"
+    line, col = locs.find(loc)
+    return cls(message, file=locs.file, line=line, column=col, path=dotted)
+
+
+def _clean_loc(loc: Sequence[Any]) -> Path_:
+    # pydantic adds union member / validator names to locations; keep data keys only
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+        elif isinstance(part, str) and not part.startswith(("function-", "tagged-union[")):
+            out.append(part)
+    return tuple(out)
