@@ -22,7 +22,8 @@ MAX_BYTES = 2 * 1024 * 1024  # plans and benches are small; a 50 MB file is a mi
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
 MAX_DEPTH = 64
 
-Path_ = tuple[str | int, ...]
+Key = str | int | float | bool
+Path_ = tuple[Key, ...]
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
@@ -34,7 +35,7 @@ class Locations:
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
 
-    def find(self, loc: Sequence[str | int], *, key: bool = False) -> tuple[int | None, int | None]:
+    def find(self, loc: Sequence[Key], *, key: bool = False) -> tuple[int | None, int | None]:
         """The position of ``loc`` or of its nearest ancestor that has one."""
         path = tuple(loc)
         while True:
@@ -45,9 +46,12 @@ class Locations:
                 return None, None
             path = path[:-1]
 
-    def error(self, cls: type[ConfigError], loc: Sequence[str | int], message: str) -> ConfigError:
+    def error(self, cls: type[ConfigError], loc: Sequence[Key], message: str) -> ConfigError:
         line, col = self.find(loc)
         return cls(message, file=self.file, line=line, column=col)
+
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 class _Builder:
@@ -72,6 +76,10 @@ class _Builder:
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
         self.locs.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+            # collections are built here, not by PyYAML's constructor, so the tag
+            # check it would make has to be made here: no !!python/object & co.
+            raise self.fail(node, f"tag {node.tag!r} is not allowed; hil files are plain YAML data")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

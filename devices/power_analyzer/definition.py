@@ -42,6 +42,7 @@ class SignalMap(_Strict):
 class Defaults(_Strict):
     mode: Literal["RMS", "VMEAN", "DC"]
     crest_factor: Literal[3, 6]
+    current_range: float = Field(gt=0)
     update_rate: float = Field(gt=0)
 
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from hil.emulation.physics import ElectricalState, PowerSource
 
 # Every function an ITEM may name, in SCPI mnemonic form (long form = upper case).
-FUNCTIONS = (
-    "U I P S Q LAMBda PHI FU FI UPPeak UMPeak IPPeak IMPeak PPPeak PMPeak "
-    "CFU CFI UTHD TIME WP WPP WPM AH"
-).split()
+FUNCTIONS = [
+    *("U", "I", "P", "S", "Q", "LAMBda", "PHI", "FU", "FI", "CFU", "CFI", "UTHD"),
+    *("UPPeak", "UMPeak", "IPPeak", "IMPeak", "PPPeak", "PMPeak"),
+    *("TIME", "WP", "WPP", "WPM", "AH"),
+]
 
 # Current over-range: the WT310 measures up to 140 % of the range (RMS) and
 # range x crest factor (peak); beyond that it reports over-range.

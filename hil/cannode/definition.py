@@ -38,6 +38,16 @@ def scaled_choices(signal: Signal) -> dict[str, Any]:
     }
 
 
+def initial_value(signal: Signal) -> Any:
+    """The DBC initial value (scaled), else 0, kept inside the signal's range."""
+    value: Any = signal.initial if signal.initial is not None else 0
+    if signal.minimum is not None and value < signal.minimum:
+        value = signal.minimum
+    if signal.maximum is not None and value > signal.maximum:
+        value = signal.maximum
+    return value
+
+
 def signal_info(message: Message, signal: Signal) -> SignalInfo:
     choices = scaled_choices(signal)
     comment = signal.comment or ""

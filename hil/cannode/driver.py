@@ -10,6 +10,7 @@ a real receiver would drop them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from bisect import bisect_left
@@ -22,7 +23,8 @@ import cantools.database
 
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
-from hil.cannode.e2e import E2EProfile
+from hil.cannode.definition import initial_value
+from hil.cannode.e2e import E2EProfile, encode
 from hil.errors import ConfigError, DeviceTimeout, did_you_mean
 from hil.transports.can import CanTransport
 from hil.transports.capture import RX, Record
@@ -154,14 +156,14 @@ class CanNodeDriver:
         del pending[:n]  # the listener may append meanwhile; only these n go
         if log.seed_tail:
             batch = _drop_seed_duplicates(log, batch)
-        decode = log.message.decode_simple
+        decode: Any = log.message.decode_simple  # takes the bytearray as is: no copy
         receiver = self._receiver
         spec = self.e2e.by_frame_id(log.message.frame_id) if self.e2e else None
         ts_append, values_append = log.ts.append, log.values.append
         for rec in batch:
             frame = rec.data
             try:
-                decoded = decode(frame.data, False, True)
+                decoded: dict[str, Any] = decode(frame.data, False, True)
             except Exception:  # truncated frame, unknown multiplexer value
                 self.decode_errors += 1
                 continue
@@ -218,7 +220,9 @@ class CanNodeDriver:
                 j -= 1
             if j >= 0:
                 out.append(Sample(ts[j], values[j][sig]))
-            out.extend(Sample(t, d[sig]) for t, d in zip(ts[i:], values[i:], strict=True) if sig in d)
+            out.extend(
+                Sample(t, d[sig]) for t, d in zip(ts[i:], values[i:], strict=True) if sig in d
+            )
             return out
 
     def frames(self, message: str, since: float) -> list[tuple[float, dict[str, Any]]]:
@@ -249,7 +253,8 @@ class CanNodeDriver:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DeviceTimeout(
-                    f"no {log.message.name} frame seen within {timeout:g} s, so {signal} is unknown",
+                    f"no {log.message.name} frame seen within {timeout:g} s, "
+                    f"so {signal} is unknown",
                     device=self.name,
                     signal=signal,
                 )
@@ -314,7 +319,7 @@ class CanNodeDriver:
             if self._sender is not None:
                 data = self._sender.protect(message, full, counter=counter, checksum=checksum)
             else:
-                data = bytes(message.encode(full, scaling=True, strict=True))
+                data = encode(message, full)
         except (cantools.database.EncodeError, KeyError, ValueError, TypeError) as err:
             raise ConfigError(
                 f"{self.name}: cannot encode {name} from {dict(values)!r}: {err}",
@@ -333,17 +338,7 @@ class CanNodeDriver:
         if message.name in self._sticky and message.name in self._last_sent:
             return dict(self._last_sent[message.name])
         hidden = self.e2e.protection_signals(message.name) if self.e2e else frozenset()
-        out: dict[str, Any] = {}
-        for s in message.signals:
-            if s.name in hidden:
-                continue
-            value = s.initial if s.initial is not None else 0
-            if s.minimum is not None and value < s.minimum:
-                value = s.minimum
-            if s.maximum is not None and value > s.maximum:
-                value = s.maximum
-            out[s.name] = value
-        return out
+        return {s.name: initial_value(s) for s in message.signals if s.name not in hidden}
 
     # -- device-level ---------------------------------------------------------
 
@@ -367,7 +362,5 @@ class CanNodeDriver:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(ValueError):  # already removed
             self.transport.capture.remove_listener(self._on_record)
-        except ValueError:
-            pass  # already removed

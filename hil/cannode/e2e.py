@@ -30,6 +30,15 @@ REPEATED = "repeated counter"
 STALE = "stale counter"
 
 
+def encode(message: Message, values: Mapping[str, Any]) -> bytes:
+    """Encode scaled ``values``; for a multiplexed message only the signals its
+    multiplexer value selects are kept (cantools rejects the others)."""
+    data = dict(values)
+    if any(s.multiplexer_ids for s in message.signals):
+        data = message.gather_signals(data)
+    return bytes(message.encode(data, scaling=True, strict=True))
+
+
 def _crc8_table() -> tuple[int, ...]:
     table = []
     for byte in range(256):
@@ -132,9 +141,7 @@ def _build(message: Message, counter: str, checksum: str, max_delta: int) -> E2E
     names = {s.name: s for s in message.signals}
     for role, name in (("counter", counter), ("checksum", checksum)):
         if name not in names:
-            raise DefinitionError(
-                f"E2E {role} signal {name!r} is not in message {message.name!r}"
-            )
+            raise DefinitionError(f"E2E {role} signal {name!r} is not in message {message.name!r}")
     c, k = names[counter], names[checksum]
     if c.length != 4 or c.is_signed or c.scale != 1 or c.offset != 0:
         raise DefinitionError(
@@ -183,11 +190,11 @@ class E2ESender:
         """
         spec = self.profile.get(message.name)
         if spec is None:
-            return bytes(message.encode(dict(values), scaling=True, strict=True))
+            return encode(message, values)
         data = dict(values)
         data[spec.counter] = self.next_counter(message.name) if counter is None else counter
         data[spec.checksum] = 0
-        raw = bytearray(message.encode(data, scaling=True, strict=True))
+        raw = bytearray(encode(message, data))
         raw[spec.checksum_byte] = spec.checksum_of(raw) if checksum is None else checksum & 0xFF
         return bytes(raw)
 

@@ -11,6 +11,7 @@ thread, under ``_lock`` so ``state()`` can be read from any thread.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -19,12 +20,15 @@ from typing import Any
 import can
 import cantools.database
 
-from hil.cannode.e2e import E2EProfile
+from hil.cannode.definition import initial_value
+from hil.cannode.e2e import E2EProfile, encode
 from hil.emulation.base import Emulator
 from hil.errors import EmulatorError
 
 Database = cantools.database.can.Database
 Message = cantools.database.can.Message
+
+log = logging.getLogger(__name__)
 
 TICK_S = 0.010
 
@@ -64,7 +68,7 @@ class CanNodeEmulator(Emulator):
         self._tx = {m.name: m for m in messages if self.nodes.intersection(m.senders)}
         self._rx = {m.frame_id: m for m in messages if m.name not in self._tx}
         self._values: dict[str, dict[str, Any]] = {
-            m.name: {s.name: _initial(s) for s in m.signals} for m in self._tx.values()
+            m.name: {s.name: initial_value(s) for s in m.signals} for m in self._tx.values()
         }
         self._due: dict[str, float] = {}
         self._events: set[str] = set()
@@ -73,6 +77,7 @@ class CanNodeEmulator(Emulator):
         self.frames_sent = 0
         self.frames_received = 0
         self.decode_errors = 0
+        self.encode_errors = 0
         self.sim_time = 0.0
 
     # -- for subclasses ---------------------------------------------------
@@ -105,7 +110,8 @@ class CanNodeEmulator(Emulator):
         """``value`` as a receiver will decode it (the DBC resolution)."""
         sig = self._tx[message].get_signal_by_name(signal)
         raw = round(sig.conversion.scaled_to_raw(value))
-        return float(sig.conversion.raw_to_scaled(raw, decode_choices=False))
+        scaled: Any = sig.conversion.raw_to_scaled(raw, decode_choices=False)
+        return float(scaled)
 
     @property
     def e2e_rejected(self) -> dict[str, int]:
@@ -162,8 +168,9 @@ class CanNodeEmulator(Emulator):
         if message is None:
             return
         self.frames_received += 1
+        decode: Any = message.decode_simple  # takes the bytearray as is
         try:
-            values = message.decode_simple(frame.data, False, True)
+            values: dict[str, Any] = decode(frame.data, False, True)
         except Exception:  # truncated, unknown multiplexer value: a real ECU drops it
             self.decode_errors += 1
             return
@@ -198,13 +205,19 @@ class CanNodeEmulator(Emulator):
         with self._lock:
             values = dict(self._values[message.name])
             corrupt = self.corrupt_checksum(message.name)
-        if self._sender is not None:
-            data = bytearray(self._sender.protect(message, values))
-            spec = self.e2e.get(message.name) if self.e2e else None
-            if spec is not None and corrupt:
-                data[spec.checksum_byte] ^= 0xFF
-        else:
-            data = bytearray(message.encode(values, scaling=True, strict=True))
+        try:
+            if self._sender is not None:
+                data = bytearray(self._sender.protect(message, values))
+            else:
+                data = bytearray(encode(message, values))
+        except (cantools.database.EncodeError, KeyError, ValueError) as err:
+            # A behaviour bug must not kill the bus thread; the frame is skipped.
+            self.encode_errors += 1
+            log.warning("%s: cannot encode %s from %r: %s", self.name, message.name, values, err)
+            return
+        spec = self.e2e.get(message.name) if self.e2e else None
+        if spec is not None and corrupt:
+            data[spec.checksum_byte] ^= 0xFF
         frame = can.Message(
             arbitration_id=message.frame_id,
             is_extended_id=message.is_extended_frame,
@@ -216,12 +229,3 @@ class CanNodeEmulator(Emulator):
         except can.CanError:
             return  # a full queue or a bus-off: the next cycle tries again
         self.frames_sent += 1
-
-
-def _initial(signal: Any) -> Any:
-    value = signal.initial if signal.initial is not None else 0
-    if signal.minimum is not None and value < signal.minimum:
-        value = signal.minimum
-    if signal.maximum is not None and value > signal.maximum:
-        value = signal.maximum
-    return value

@@ -17,7 +17,16 @@ from typing import Any
 
 from hil.emulation.base import Emulator
 from hil.emulation.pty import PtyLink
-from hil.miot.codec import MAX_LINE_BYTES, Line, LineError, Value, decode_line, encode_line, is_int
+from hil.miot.codec import (
+    MAX_LINE_BYTES,
+    Bare,
+    Line,
+    LineError,
+    Value,
+    decode_line,
+    encode_line,
+    is_int,
+)
 from hil.miot.spec import MiotSpec, PropertySpec
 
 Key = tuple[int, int]  # (siid, piid)
@@ -178,10 +187,10 @@ class MiotMcuEmulator(Emulator):
 
     def _send_periodic(self, now: float) -> None:
         if self._stage == "model":
-            self._send("model", self.spec.model)
+            self._send("model", Bare(self.spec.model))
             self._next_send = now + self.BOOT_RETRY_S
         elif self._stage == "mcu_version":
-            self._send("mcu_version", self.spec.mcu_version)
+            self._send("mcu_version", Bare(self.spec.mcu_version))
             self._next_send = now + self.BOOT_RETRY_S
         else:
             self._send("get_down")
@@ -224,7 +233,7 @@ class MiotMcuEmulator(Emulator):
         if method == "none":
             return
         if method == "MIIO_mcu_version_req":
-            self._send("mcu_version", self.spec.mcu_version)
+            self._send("mcu_version", Bare(self.spec.mcu_version))
         elif method == "MIIO_net_change":
             if len(args) == 1 and str(args[0]) in NET_STATES:
                 with self._lock:

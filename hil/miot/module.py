@@ -144,7 +144,8 @@ class MiotModuleDriver:
             valid = self._remember_boot(text)
             self.transport.write_line("ok" if valid else "error")
             if cmd == "mcu_version":
-                self._resolve_version(t, line)
+                # "0001" would decode as the integer 1: keep the word itself
+                self._resolve_version(t, Line(cmd, (Bare(text.partition(" ")[2]),)))
         elif cmd == "get_down":
             self._answer_poll(t)
         elif cmd == "properties_changed":

@@ -29,6 +29,7 @@ ERRORS: dict[int, str] = {
     -108: "Parameter not allowed",
     -109: "Missing parameter",
     -113: "Undefined header",
+    -114: "Header suffix out of range",
     -131: "Invalid suffix",
     -221: "Settings conflict",
     -222: "Data out of range",

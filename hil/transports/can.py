@@ -122,7 +122,7 @@ class CanTransport(Resource):
         """Write the capture with python-can's own writer (.asc, .blf, .log, .csv…)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         records = self.capture.records()
-        with can.Logger(str(path)) as logger:  # type: ignore[abstract]
+        with can.Logger(str(path)) as logger:
             for rec in records:
                 msg = rec.data
                 msg.is_rx = rec.direction == RX

@@ -69,7 +69,7 @@ class SerialTransport(Resource):
         term = self.terminator
         while self._running:
             try:
-                chunk = port.read(max(1, port.in_waiting))
+                chunk = port.read(max(1, port.in_waiting))  # type: ignore[attr-defined]
             except (serial.SerialException, OSError, TypeError) as err:
                 # TypeError: pyserial's posix read after the fd was closed under it
                 if self._running:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +21,26 @@ class ScpiExchange:
     command: str
     response: str | None  # None for a write
     t_end: float
+
+
+def _socket_error(inst: pyvisa.resources.MessageBasedResource) -> str | None:
+    """The pending error of a pyvisa-py raw socket session, if its connect failed.
+
+    pyvisa-py (0.8) connects SOCKET resources non-blocking and takes a refused
+    connection for success; the socket's SO_ERROR still tells the truth.
+    """
+    sessions = getattr(inst.visalib, "sessions", None)
+    session = sessions.get(inst.session) if isinstance(sessions, dict) else None
+    sock = getattr(session, "interface", None)
+    if not isinstance(sock, socket.socket):
+        return None
+    try:
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code == 0:
+            sock.getpeername()  # raises if the connection never came up
+    except OSError as err:
+        return err.strerror or str(err)
+    return os.strerror(code) if code else None
 
 
 class VisaTransport(Resource):
@@ -46,6 +68,7 @@ class VisaTransport(Resource):
         self._rm: pyvisa.ResourceManager | None = None
         self._inst: pyvisa.resources.MessageBasedResource | None = None
         self._lock = threading.Lock()
+        self.lost: DeviceLost | None = None
 
     def _open_impl(self) -> None:
         try:
@@ -67,6 +90,14 @@ class VisaTransport(Resource):
             ) from err
         assert isinstance(inst, pyvisa.resources.MessageBasedResource)
         self._inst = inst
+        refused = _socket_error(inst)
+        if refused:
+            self._close_impl()
+            raise TransportOpenError(
+                f"cannot open VISA resource {self.resource!r}: {refused}",
+                device=self.name,
+                address=self.resource,
+            )
 
     def _io(self, command: str, read: bool) -> str | None:
         inst = self._inst

@@ -1,0 +1,214 @@
+"""The EV as the bench sees it: the generic CAN-node driver plus car words.
+
+Also the one place that says what the EV's CAN database is and which of its
+frames are E2E-protected; the emulator imports both from here, so the two
+sides can never disagree.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hil.bench.definition import DeviceDefinition
+from hil.bench.driver import Sample
+from hil.cannode.definition import can_definition
+from hil.cannode.driver import CanNodeDriver, Database
+from hil.cannode.e2e import E2EProfile
+from hil.errors import ConfigError, DeviceTimeout, did_you_mean
+from hil.transports.can import CanTransport, load_dbc
+
+DBC_PATH = Path(__file__).with_name("ev.dbc")
+TYPE_NAME = "ev"
+BENCH_NODES = ("HIL",)
+CAR_NODES = ("BMS", "VCU", "BCM")
+# message → (counter signal, checksum signal): the safety-relevant frames
+E2E_SPEC: Mapping[str, tuple[str, str]] = {
+    "DRIVE_Status": ("Counter", "Checksum"),
+    "BODY_Status": ("Counter", "Checksum"),
+    "BODY_LockCmd": ("Counter", "Checksum"),
+}
+DOORS = ("FL", "FR", "RL", "RR")
+VEHICLE_SIM = "HIL_VehicleSim"
+
+
+@functools.cache
+def load_database() -> Database:
+    return load_dbc(DBC_PATH)
+
+
+@functools.cache
+def e2e_profile() -> E2EProfile:
+    return E2EProfile(load_database(), E2E_SPEC)
+
+
+def ev_definition(settings: Mapping[str, Any]) -> DeviceDefinition:
+    """The EV's signals and stimuli, from its DBC; opens nothing."""
+    return can_definition(
+        load_database(),
+        type_name=TYPE_NAME,
+        bench_nodes=BENCH_NODES,
+        e2e=e2e_profile(),
+        files=(DBC_PATH,),
+        capabilities=frozenset({"can", "vehicle_sim", "door_locks", "battery"}),
+    )
+
+
+class EvDriver(CanNodeDriver):
+    """Drive the EV's rest-bus simulation and watch its status frames.
+
+    >>> ev.drive(30)                                   # doctest: +SKIP
+    >>> ev.wait_for("BODY_Status.LockFL", "LOCKED", 0.5)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, name: str, transport: CanTransport, definition: DeviceDefinition | None = None
+    ) -> None:
+        super().__init__(
+            name,
+            transport,
+            load_database(),
+            definition or ev_definition({}),
+            e2e=e2e_profile(),
+            sticky=(VEHICLE_SIM,),
+        )
+
+    def identity(self) -> dict[str, str]:
+        """Model, serial and firmware from the VCU_Info frame (bounded wait)."""
+        get = {s: int(self.read(f"VCU_Info.{s}").value) for s in ("SwMajor", "SwMinor", "SwPatch")}
+        serial = int(self.read("VCU_Info.SerialNumber").value)
+        hw = int(self.read("VCU_Info.HwRevision").value)
+        return {
+            "model": "EV VCU",
+            "serial": f"{serial:010d}",
+            "firmware": f"{get['SwMajor']}.{get['SwMinor']}.{get['SwPatch']}",
+            "hardware": f"rev {hw}",
+        }
+
+    # -- reading ----------------------------------------------------------
+
+    def label(self, signal: str, value: Any) -> str:
+        return self.definition.signals[signal].label(value)
+
+    @property
+    def speed(self) -> float:
+        """Latest vehicle speed, km/h."""
+        return float(self.read("DRIVE_Status.VehicleSpeed").value)
+
+    @property
+    def gear(self) -> str:
+        """Latest gear name (P, R, N, D or SNA)."""
+        return self.label("DRIVE_Status.Gear", self.read("DRIVE_Status.Gear").value)
+
+    @property
+    def lock_states(self) -> dict[str, str]:
+        """Door → LOCKED/UNLOCKED, from the newest valid BODY_Status."""
+        out = {}
+        for door in DOORS:
+            signal = f"BODY_Status.Lock{door}"
+            out[door] = self.label(signal, self.read(signal).value)
+        return out
+
+    @property
+    def all_locked(self) -> bool:
+        return all(state == "LOCKED" for state in self.lock_states.values())
+
+    @property
+    def lock_result(self) -> str:
+        return self.label("BODY_Status.LockResult", self.read("BODY_Status.LockResult").value)
+
+    # -- stimulating --------------------------------------------------------
+
+    def _code(self, stimulus: str, field: str, name: str) -> Any:
+        choices = self.definition.stimuli[stimulus].fields[field].choices
+        if name not in choices:
+            raise ConfigError(
+                f"{self.name}: {stimulus}.{field} has no value {name!r}; "
+                + did_you_mean(name, choices),
+                device=self.name,
+            )
+        return choices[name]
+
+    def drive(self, speed_kmh: float, gear: str = "D", accel: float = 3.0) -> float:
+        """Ask the rig for ``speed_kmh`` in ``gear`` at ``accel`` m/s²; capture time."""
+        return self.stimulate(
+            VEHICLE_SIM,
+            {
+                "TargetSpeed": speed_kmh,
+                "Gear": self._code(VEHICLE_SIM, "Gear", gear),
+                "Accel": accel,
+            },
+        )
+
+    def _lock_cmd(self, request: str, source: str) -> float:
+        return self.stimulate(
+            "BODY_LockCmd",
+            {
+                "LockRequest": self._code("BODY_LockCmd", "LockRequest", request),
+                "Source": self._code("BODY_LockCmd", "Source", source),
+            },
+        )
+
+    def request_lock(self, source: str = "KEY") -> float:
+        return self._lock_cmd("LOCK", source)
+
+    def request_unlock(self, source: str = "PHONE") -> float:
+        return self._lock_cmd("UNLOCK", source)
+
+    # -- waiting --------------------------------------------------------------
+
+    def wait_for(
+        self,
+        signal: str,
+        predicate: Callable[[Any], bool] | Any,
+        timeout: float,
+        *,
+        since: float | None = None,
+    ) -> Sample:
+        """The first observation of ``signal`` that satisfies ``predicate``.
+
+        ``predicate`` is a callable on the reported value, or a value / choice
+        name to compare with (``"LOCKED"``). Observations from ``since`` on
+        count (default: now, including the current value). Raises
+        ``DeviceTimeout`` naming the last value seen.
+        """
+        self._resolve(signal)
+        info = self.definition.signals[signal]
+        if callable(predicate):
+            check: Callable[[Any], bool] = predicate
+            name = getattr(predicate, "__name__", "<lambda>")
+            wanted = "matching the predicate" if name == "<lambda>" else f"matching {name}"
+        else:
+            target = info.coerce(predicate)
+            wanted = f"== {predicate!r}"
+
+            def check(value: Any) -> bool:
+                return bool(value == target)
+
+        capture = self.transport.capture
+        start = time.time() if since is None else since
+        deadline = time.monotonic() + timeout
+        last: Sample | None = None
+        checked = 0
+        while True:
+            seq = capture.seq
+            found = self.samples(signal, start)
+            for sample in found[checked:]:  # the head was checked on an earlier pass
+                last = sample
+                if check(sample.value):
+                    return sample
+            checked = len(found)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = "nothing" if last is None else info.label(last.value)
+                raise DeviceTimeout(
+                    f"{signal}: no value {wanted} within {timeout:g} s; last value seen: {seen}",
+                    device=self.name,
+                    signal=signal,
+                    last=None if last is None else last.value,
+                )
+            self.check_link()
+            capture.wait_beyond(seq, min(remaining, 0.05))

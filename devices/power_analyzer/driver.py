@@ -1,0 +1,306 @@
+"""Driver for a WT310-style power analyzer over VISA/SCPI.
+
+Every reading is one ``:NUMeric:NORMal:VALue?`` query whose answer lists the
+items configured on construction; observations are parsed back out of the
+transport's capture, so their timestamps are those of the wire.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from devices.power_analyzer.definition import Defaults, load_map
+from hil.bench.definition import DeviceDefinition
+from hil.bench.driver import Sample
+from hil.bench.registry import DriverContext
+from hil.errors import ConfigError, DeviceLost, ProtocolError, did_you_mean
+from hil.scpi.server import parse_nr3
+from hil.transports.capture import Record
+from hil.transports.visa import ScpiExchange, VisaTransport
+
+VALUE_QUERY = ":NUMeric:NORMal:VALue?"
+STATE_QUERY = ":INTEGrate:STATe?"
+ERROR_QUERY = "SYSTem:ERRor?"
+INTEGRATE = {"RESET": ":INTEGrate:RESet", "START": ":INTEGrate:STARt", "STOP": ":INTEGrate:STOP"}
+MAX_ERRORS = 64  # bounds draining a queue that never empties (a broken instrument)
+
+
+def _parse_error(text: str, device: str) -> tuple[int, str]:
+    code, _, message = text.partition(",")
+    try:
+        return int(code), message.strip().strip('"')
+    except ValueError:
+        raise ProtocolError(
+            f'{ERROR_QUERY} answered {text!r}; expected <code>,"<message>"', device=device
+        ) from None
+
+
+class PowerAnalyzerDriver:
+    """A WT310-style analyzer on an open ``VisaTransport``; a ``PowerMeter``."""
+
+    def __init__(
+        self,
+        name: str,
+        transport: VisaTransport,
+        definition: DeviceDefinition,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.definition = definition
+        self.transport = transport
+        scpi_map = load_map()
+        self._functions = {s: m.function for s, m in scpi_map.signals.items()}
+        self._items = list(self._functions)  # VALue? answers these signals, in this order
+        self._states = dict(scpi_map.integration_states)
+        self._element = scpi_map.instrument.element
+        self._lock = threading.RLock()
+        self._seen_seq = 0  # capture records already turned into samples
+        self._history: dict[str, list[Sample]] = {s: [] for s in definition.signals}
+        self._closed = False
+        self._configure(dict(settings or {}), scpi_map.defaults)
+
+    # --- setup ------------------------------------------------------------------------
+
+    def _configure(self, settings: dict[str, Any], defaults: Defaults) -> None:
+        rate = float(settings.get("update_rate", defaults.update_rate))
+        crest_factor = int(settings.get("crest_factor", defaults.crest_factor))
+        current_range = float(settings.get("current_range", defaults.current_range))
+        self.transport.write("*RST")
+        self.transport.query("*OPC?")  # *RST finishes before the settings below land
+        self.transport.write(f":INPut:MODE {defaults.mode}")
+        self.transport.write(f":INPut:CFACtor {crest_factor}")
+        # IEC 62301: a fixed range (auto-ranging misses current pulses); naming the range
+        # keeps the result independent of where auto-ranging happened to be
+        self.transport.write(":INPut:CURRent:AUTO OFF")
+        self.transport.write(f":INPut:CURRent:RANGe {current_range:g}")
+        self.transport.write(f":RATE {_rate(rate)}")
+        items = ";".join(
+            f"ITEM{n} {self._functions[s]},{self._element}" for n, s in enumerate(self._items, 1)
+        )
+        # one line, later headers continue from :NUMeric:NORMal (the SCPI current path)
+        self.transport.write(f":NUMeric:NORMal:{items}")
+        self.transport.write(f":NUMeric:NORMal:NUMber {len(self._items)}")
+        self._check_errors("configuring the analyzer")
+
+    def _check_errors(self, doing: str) -> None:
+        errors = self.errors()
+        if errors:
+            listed = "; ".join(f'{code},"{text}"' for code, text in errors)
+            raise ProtocolError(
+                f"instrument reported errors while {doing}: {listed}", device=self.name
+            )
+
+    # --- the Driver protocol ----------------------------------------------------------
+
+    def identity(self) -> dict[str, str]:
+        answer = self.transport.query("*IDN?")
+        parts = [p.strip() for p in answer.split(",")]
+        if len(parts) != 4:
+            raise ProtocolError(
+                f"*IDN? answered {answer!r}; expected manufacturer,model,serial,firmware",
+                device=self.name,
+            )
+        return dict(zip(("manufacturer", "model", "serial", "firmware"), parts, strict=True))
+
+    def read(self, signal: str) -> Sample:
+        self._signal(signal)
+        with self._lock:
+            if signal == "INTEGRATION":
+                answer, t = self._query(STATE_QUERY)
+                return Sample(t, self._state(answer, strict=True))
+            values, t = self._read_values()
+            return Sample(t, values[signal])
+
+    def samples(self, signal: str, since: float) -> list[Sample]:
+        self._signal(signal)
+        with self._lock:
+            self._ingest()
+            history = self._history[signal]
+            start = bisect.bisect_left(history, since, key=lambda s: s.t)
+            return history[max(0, start - 1) :]  # with the last one before `since`
+
+    def stimulate(self, stimulus: str, values: Mapping[str, Any]) -> float:
+        info = self.definition.stimuli.get(stimulus)
+        if info is None:
+            raise ConfigError(
+                f"{self.name} has no stimulus {stimulus!r}; "
+                + did_you_mean(stimulus, self.definition.stimuli)
+            )
+        if info.kind == "input":
+            raise ConfigError(
+                f"{self.name}.{stimulus} is a bench input, applied by the bench, not the device"
+            )
+        missing = sorted(set(info.fields) - set(values))
+        unknown = sorted(set(values) - set(info.fields))
+        if missing or unknown:
+            raise ConfigError(
+                f"{self.name}.{stimulus} takes fields {sorted(info.fields)}; "
+                f"missing {missing}, unknown {unknown}"
+            )
+        command = self._command(stimulus, values)
+        with self._lock:
+            seq = self.transport.capture.seq
+            self.transport.write(command)
+            t = self._t_of(seq, command)
+            self._check_errors(f"applying {stimulus} ({command!r})")
+        return t
+
+    def write_evidence(self, directory: Path) -> list[Path]:
+        path = Path(directory) / f"{self.name}.scpi.jsonl"
+        self.transport.capture.write_jsonl(
+            path,
+            lambda e: {"command": e.command, "response": e.response, "t_end": round(e.t_end, 6)},
+        )
+        return [path]
+
+    def check_link(self) -> None:
+        if getattr(self.transport, "lost", False) or not self.transport.is_open:
+            raise DeviceLost("the VISA session is closed or failed", device=self.name)
+
+    def close(self) -> None:
+        self._closed = True  # the bench closes the transport itself, after the driver
+
+    # --- conveniences for hand-written tests ------------------------------------------
+
+    def measure_power(self) -> float:
+        """Active power P in W, read now."""
+        return float(self.read("P").value)
+
+    def measure(self) -> dict[str, float]:
+        """Every numeric signal (U, I, P, LAMBDA, FREQ, CFU, CFI, WP) from one update."""
+        with self._lock:
+            return self._read_values()[0]
+
+    def integration(self, command: str) -> float:
+        """RESET, START or STOP the energy integrator; returns the capture timestamp."""
+        return self.stimulate("integration", {"command": command})
+
+    def errors(self) -> list[tuple[int, str]]:
+        """Drain the instrument's error queue, oldest first (empty when all is well)."""
+        found: list[tuple[int, str]] = []
+        for _ in range(MAX_ERRORS):
+            code, text = _parse_error(self.transport.query(ERROR_QUERY), self.name)
+            if code == 0:
+                return found
+            found.append((code, text))
+        return found
+
+    def query(self, command: str) -> str:
+        """Raw SCPI query (captured like every other exchange)."""
+        return self.transport.query(command)
+
+    def write(self, command: str) -> None:
+        """Raw SCPI command; changing the ITEM list breaks the driver's parsing."""
+        self.transport.write(command)
+
+    # --- internals --------------------------------------------------------------------
+
+    def _signal(self, signal: str) -> None:
+        if signal not in self.definition.signals:
+            raise ConfigError(
+                f"{self.name} has no signal {signal!r}; "
+                + did_you_mean(signal, self.definition.signals)
+            )
+
+    def _command(self, stimulus: str, values: Mapping[str, Any]) -> str:
+        if stimulus == "integration":
+            return INTEGRATE[self._state_name(values["command"])]
+        value = values["value"]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self.name}.{stimulus} takes a number, got {value!r}")
+        if stimulus == "crest_factor":
+            if value not in (3, 6):
+                raise ConfigError(f"{self.name}.crest_factor must be 3 or 6, got {value!r}")
+            return f":INPut:CFACtor {int(value)}"
+        if stimulus == "current_range":
+            if value < 0:
+                raise ConfigError(f"{self.name}.current_range must be >= 0 A (0 = auto)")
+            return ":INPut:CURRent:AUTO ON" if value == 0 else f":INPut:CURRent:RANGe {value:g}"
+        return f":RATE {_rate(float(value))}"
+
+    def _state_name(self, value: Any) -> str:
+        for name, code in self._states.items():
+            if value in (name, code) and not isinstance(value, bool):
+                return name
+        raise ConfigError(
+            f"{self.name}.integration command must be one of {list(self._states)}, got {value!r}"
+        )
+
+    def _query(self, command: str) -> tuple[str, float]:
+        seq = self.transport.capture.seq
+        answer = self.transport.query(command)
+        return answer, self._t_of(seq, command)
+
+    def _t_of(self, seq: int, command: str) -> float:
+        records, _ = self.transport.capture.since(seq)
+        for rec in reversed(records):
+            if rec.data.command == command:
+                return rec.t
+        raise ProtocolError(f"{command!r} is missing from the capture", device=self.name)
+
+    def _read_values(self) -> tuple[dict[str, float], float]:
+        answer, t = self._query(VALUE_QUERY)
+        values = self._values(answer)
+        if values is None:
+            raise ProtocolError(
+                f"{VALUE_QUERY} answered {answer!r}; expected {len(self._items)} numbers "
+                f"for {self._items}",
+                device=self.name,
+            )
+        return values, t
+
+    def _values(self, answer: str) -> dict[str, float] | None:
+        fields = answer.split(",")
+        if len(fields) != len(self._items):
+            return None
+        try:
+            return {s: parse_nr3(f) for s, f in zip(self._items, fields, strict=True)}
+        except ValueError:
+            return None
+
+    def _state(self, answer: str, strict: bool = False) -> int | None:
+        state = self._states.get(answer.strip().upper())
+        if state is None and strict:
+            raise ProtocolError(
+                f"{STATE_QUERY} answered {answer!r}; expected one of {list(self._states)}",
+                device=self.name,
+            )
+        return state
+
+    def _ingest(self) -> None:
+        """Turn capture records not seen yet into samples (each record parsed once)."""
+        records, self._seen_seq = self.transport.capture.since(self._seen_seq)
+        for rec in records:
+            self._ingest_one(rec)
+
+    def _ingest_one(self, rec: Record[ScpiExchange]) -> None:
+        ex = rec.data
+        if ex.response is None:
+            return
+        if ex.command == VALUE_QUERY:
+            values = self._values(ex.response)
+            for signal, value in (values or {}).items():
+                self._history[signal].append(Sample(rec.t, value))
+        elif ex.command == STATE_QUERY:
+            state = self._state(ex.response)
+            if state is not None:
+                self._history["INTEGRATION"].append(Sample(rec.t, state))
+
+
+def _rate(seconds: float) -> str:
+    """``:RATE`` parameter: 250MS, 1S."""
+    return f"{round(seconds * 1000)}MS" if seconds < 1 else f"{seconds:g}S"
+
+
+def create(ctx: DriverContext) -> PowerAnalyzerDriver:
+    """The driver factory of the device type."""
+    if not isinstance(ctx.transport, VisaTransport):
+        raise ConfigError(
+            f"device {ctx.name!r}: a power_analyzer needs a visa transport, "
+            f"got {type(ctx.transport).__name__}"
+        )
+    return PowerAnalyzerDriver(ctx.name, ctx.transport, ctx.definition, ctx.settings)

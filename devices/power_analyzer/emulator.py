@@ -1,0 +1,327 @@
+"""An emulated WT310-style power analyzer: an SCPI server on a loopback socket.
+
+The bench reaches it through pyvisa-py as ``TCPIP::127.0.0.1::<port>::SOCKET``,
+the same code path as a LAN instrument in the lab. Element 1 measures the
+emulated appliance it is wired to; data are refreshed every ``:RATE``
+interval (of emulated time) by a worker thread, and ``:NUMeric:NORMal:VALue?``
+answers the newest update, as the instrument does.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from devices.power_analyzer.definition import load_map
+from devices.power_analyzer.model import FUNCTIONS, Element
+from hil.bench.registry import EmulatorContext
+from hil.emulation.base import Emulator
+from hil.emulation.physics import PowerSource
+from hil.emulation.tcp import LineServer
+from hil.errors import EmulatorError
+from hil.scpi.server import (
+    Call,
+    ScpiError,
+    ScpiServer,
+    format_nr3,
+    match_choice,
+    parse_bool,
+    parse_number,
+)
+
+MODES = ("RMS", "VMEan", "DC")
+# query answers name functions by their short form (LAMBDA -> LAMB), as the WT310 does
+SHORT = {f.upper(): f.rstrip("abcdefghijklmnopqrstuvwxyz") for f in FUNCTIONS}
+MAX_ITEMS = 255
+POLL_S = 0.05  # how long the accept loop blocks, so it notices stopping quickly
+MIN_PERIOD_S = 0.005  # at high time scales, update no faster than this (wall clock)
+PRESET = ["U", "I", "P", "S", "Q", "LAMBDA", "PHI", "FU", "FI", "UPPEAK", "UMPEAK", "IPPEAK"]
+PRESET += ["IMPEAK", "PPPEAK", "PMPEAK"]  # the WT310's preset pattern: 15 items
+
+
+class PowerAnalyzerEmulator(Emulator):
+    """WT310-style analyzer; see README.md for the command set."""
+
+    DEFECTS: ClassVar[Mapping[str, str]] = {
+        "stuck_reading": ":NUMeric:NORMal:VALue? always answers the first reading it gave",
+        "offset_error": "active power P (and so WP and LAMBDA) reads 0.2 W too high",
+        "drop_after_malformed": "stops answering anything after a malformed or unknown header",
+        "no_error_queue": 'SYSTem:ERRor? always answers 0,"No error"',
+    }
+    INPUTS: ClassVar[Mapping[str, str]] = {"supply_v": "V"}
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        source: PowerSource | None = None,
+        defects: Iterable[str] = (),
+        time_scale: float = 1.0,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name, defects=defects, time_scale=time_scale, settings=settings)
+        scpi_map = load_map()
+        self.supply_v = float(self.settings.get("supply_v", 230.0))
+        seed = self.settings.get("seed", zlib.crc32(name.encode()))
+        ranges = {int(cf): list(r) for cf, r in scpi_map.current_ranges.items()}
+        self.rates = list(scpi_map.update_rates)
+        self.element = Element(
+            source,
+            random.Random(seed),
+            ranges,
+            offset_w=0.2 if self.has("offset_error") else 0.0,
+        )
+        self.element.reset()
+        self.items: list[tuple[str, int]] = []
+        self.number = len(PRESET)
+        self._reset_items()
+        serial = str(self.settings.get("serial", "C2QD12345"))
+        instrument = scpi_map.instrument
+        idn = f"{instrument.manufacturer},{instrument.model},{serial},F1.03"
+        self.scpi = ScpiServer(idn, on_reset=self._reset)
+        self._lock = threading.Lock()  # element state: updater thread vs socket handlers
+        self._first_reading: str | None = None
+        self._muted = False
+        self._server: LineServer | None = None
+        self._register()
+        if self.has("drop_after_malformed"):
+            self.scpi.add_error_listener(self._mute_on_command_error)
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def _start(self) -> None:
+        server = LineServer(self._reply)
+        server.timeout = POLL_S
+        self._server = server
+        self.endpoint = {"resource": f"TCPIP::127.0.0.1::{server.port}::SOCKET"}
+        with self._lock:
+            self.element.update(self.supply_v, 0.0)  # data exist from the first query on
+        self.spawn(self._serve, "scpi")
+        self.spawn(self._run_updates, "update")
+
+    def _serve(self) -> None:
+        server = self._server
+        assert server is not None
+        while not self.stopping.is_set():
+            server.handle_request()  # bounded by server.timeout
+
+    def _run_updates(self) -> None:
+        last = time.monotonic()
+        while not self.stopping.wait(max(self.element.rate_s / self.time_scale, MIN_PERIOD_S)):
+            now = time.monotonic()
+            with self._lock:
+                self.element.update(self.supply_v, (now - last) * self.time_scale)
+            last = now
+
+    def _stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        # LineServer.stop() waits for serve_forever(); this server runs handle_request()
+        server.stopping.set()
+        server.drop_connections()
+        server.server_close()
+
+    def _apply_input(self, name: str, value: float) -> None:
+        if value < 0:
+            raise EmulatorError(f"supply_v must be >= 0 V, got {value:g}", device=self.name)
+        with self._lock:
+            self.supply_v = float(value)
+
+    # --- read-only views for tests ----------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Settings, integrator and newest data, as the instrument holds them."""
+        with self._lock:
+            e = self.element
+            return {
+                "mode": e.mode,
+                "crest_factor": e.crest_factor,
+                "current_auto": e.current_auto,
+                "current_range": e.current_range,
+                "update_rate": e.rate_s,
+                "items": list(self.items[: self.number]),
+                "integration": e.integrator.state,
+                "energy_wh": e.integrator.wp_wh,
+                "integration_time_s": e.integrator.time_s,
+                "supply_v": self.supply_v,
+                "data": dict(e.data),
+                "muted": self._muted,
+                "errors": self.scpi.errors,
+            }
+
+    @property
+    def energy_wh(self) -> float:
+        with self._lock:
+            return self.element.integrator.wp_wh
+
+    # --- the SCPI side ----------------------------------------------------------------
+
+    def _reply(self, line: str) -> str | None:
+        if self._muted:
+            return None
+        answer = self.scpi.handle_line(line)
+        return None if self._muted else answer
+
+    def _mute_on_command_error(self, code: int, text: str) -> None:
+        if -200 < code <= -100:
+            self._muted = True
+
+    def _reset(self) -> None:
+        with self._lock:
+            self.element.reset()
+            self._reset_items()
+
+    def _reset_items(self) -> None:
+        self.items = [(f, 1) for f in PRESET] + [("NONE", 1)] * (MAX_ITEMS - len(PRESET))
+        self.number = len(PRESET)
+
+    def _register(self) -> None:
+        on = self.scpi.register
+        on(":INPut:MODE", self._set_mode)
+        on(":INPut:MODE?", lambda c: self.element.mode)
+        on(":INPut:CFACtor", self._set_crest_factor)
+        on(":INPut:CFACtor?", lambda c: str(self.element.crest_factor))
+        on(":INPut:CURRent:AUTO", self._set_current_auto)
+        on(":INPut:CURRent:AUTO?", lambda c: str(int(self.element.current_auto)))
+        on(":INPut:CURRent[:RANGe]", self._set_current_range)
+        on(":INPut:CURRent[:RANGe]?", lambda c: format_nr3(self.element.current_range))
+        on(":RATE", self._set_rate)
+        on(":RATE?", lambda c: format_nr3(self.element.rate_s))
+        on(":NUMeric[:NORMal]:ITEM<n>", self._set_item)
+        on(":NUMeric[:NORMal]:ITEM<n>?", self._get_item)
+        on(":NUMeric[:NORMal]:NUMBer", self._set_number)
+        on(":NUMeric[:NORMal]:NUMBer?", lambda c: str(self.number))
+        on(":NUMeric[:NORMal]:VALue?", self._values)
+        for command in ("RESet", "STARt", "STOP"):
+            on(f":INTEGrate:{command}", self._integrate)
+        on(":INTEGrate:STATe?", lambda c: self.element.integrator.state)
+        if self.has("no_error_queue"):
+            on(":SYSTem:ERRor[:NEXT]?", lambda c: '0,"No error"', replace=True)
+
+    def _set_mode(self, call: Call) -> None:
+        mode = match_choice(call.one(), MODES)
+        with self._lock:
+            self.element.mode = mode
+
+    def _set_crest_factor(self, call: Call) -> None:
+        cf = parse_number(call.one())
+        if cf not in (3, 6):
+            raise ScpiError(-222)
+        with self._lock:
+            self.element.set_crest_factor(int(cf))
+
+    def _set_current_auto(self, call: Call) -> None:
+        auto = parse_bool(call.one())
+        with self._lock:
+            self.element.current_auto = auto
+
+    def _set_current_range(self, call: Call) -> None:
+        value = parse_number(call.one(), "A")
+        with self._lock:
+            ranges = self.element.ranges[self.element.crest_factor]
+            match = [r for r in ranges if abs(r - value) <= 1e-9 * max(r, 1.0)]
+            if not match:
+                raise ScpiError(-222)
+            self.element.current_range = match[0]
+            self.element.current_auto = False  # choosing a range leaves auto-ranging
+
+    def _set_rate(self, call: Call) -> None:
+        value = parse_number(call.one(), "S")
+        match = [r for r in self.rates if abs(r - value) < 1e-9]
+        if not match:
+            raise ScpiError(-222)
+        with self._lock:
+            self.element.rate_s = match[0]
+
+    def _item_index(self, call: Call) -> int:
+        n = call.suffixes[-1]
+        if not 1 <= n <= MAX_ITEMS:
+            raise ScpiError(-114, "Header suffix out of range")
+        return n - 1
+
+    def _set_item(self, call: Call) -> None:
+        index = self._item_index(call)
+        if not call.params:
+            raise ScpiError(-109)
+        if len(call.params) > 2:
+            raise ScpiError(-108)
+        function = match_choice(call.params[0], [*FUNCTIONS, "NONE"])
+        element = parse_number(call.params[1]) if len(call.params) > 1 else 1.0
+        if element != 1:
+            raise ScpiError(-222)  # a WT310 has one input element
+        self.items[index] = (function, 1)
+
+    def _get_item(self, call: Call) -> str:
+        function, element = self.items[self._item_index(call)]
+        if function in ("NONE", "TIME"):
+            return function
+        return f"{SHORT[function]},{element}"
+
+    def _set_number(self, call: Call) -> None:
+        n = parse_number(call.one())
+        if n != int(n) or not 1 <= n <= MAX_ITEMS:
+            raise ScpiError(-222)
+        self.number = int(n)
+
+    def _values(self, call: Call) -> str:
+        if len(call.params) > 1:
+            raise ScpiError(-108)
+        if self.has("stuck_reading") and self._first_reading is not None:
+            return self._first_reading
+        with self._lock:
+            data = dict(self.element.data)
+        wanted = range(self.number)
+        if call.params:
+            n = parse_number(call.params[0])
+            if n != int(n) or not 1 <= n <= MAX_ITEMS:
+                raise ScpiError(-222)
+            wanted = range(int(n) - 1, int(n))
+        answer = ",".join(format_nr3(data.get(self.items[i][0], float("nan"))) for i in wanted)
+        if self._first_reading is None:
+            self._first_reading = answer
+        return answer
+
+    def _integrate(self, call: Call) -> None:
+        call.none()
+        command = call.header.rsplit(":", 1)[-1]  # RESET, START or STOP
+        with self._lock:
+            integ = self.element.integrator
+            if command == "START" and integ.state == "START":
+                raise ScpiError(-221, "Settings conflict; integration already running")
+            if command == "STOP" and integ.state != "START":
+                raise ScpiError(-221, "Settings conflict; integration is not running")
+            if command == "RESET":
+                if integ.state == "START":
+                    raise ScpiError(-221, "Settings conflict; stop integration before reset")
+                self.element.integrator = type(integ)()
+                return
+            integ.state = command
+
+
+def create(ctx: EmulatorContext) -> PowerAnalyzerEmulator:
+    """The emulator factory of the device type: element 1 measures ``wiring["1"]``."""
+    extra = sorted(set(ctx.wiring) - {"1"})
+    if extra:
+        raise EmulatorError(
+            f"a WT310 has one input element, wired as '1'; cannot wire channels {extra}",
+            device=ctx.name,
+        )
+    source = ctx.wiring.get("1")
+    if source is not None and not isinstance(source, PowerSource):
+        raise EmulatorError(
+            f"channel '1' is wired to {source.name!r} ({type(source).__name__}), "
+            "which does not implement PowerSource.electrical_state()",
+            device=ctx.name,
+        )
+    return PowerAnalyzerEmulator(
+        ctx.name,
+        source=source,
+        defects=ctx.defects,
+        time_scale=ctx.time_scale,
+        settings=ctx.settings,
+    )

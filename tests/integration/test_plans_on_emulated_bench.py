@@ -1,0 +1,70 @@
+"""Every shipped plan passes on the healthy bench and FAILS, for the right
+reason, on a bench with the matching injected defect (the same plan file,
+a bench override — never a second copy of the plan)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.bench.bench import Bench
+from hil.bench.loader import load_bench
+from hil.plan.loader import load_plan
+from hil.plan.resolve import resolve_plan
+from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_LIMIT, PlanRunner
+from hil.report.record import PlanRecord, Status
+from tests.conftest import EMULATED_BENCH, PLANS
+
+E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
+A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
+N1 = PLANS / "energy" / "N1-plug-standby.yaml"
+
+
+def run_plan(path: Path, defects: list[str], evidence: Path) -> PlanRecord:
+    with Bench(load_bench(EMULATED_BENCH, defects)) as bench:
+        resolved = resolve_plan(load_plan(path), bench.definitions)
+        return PlanRunner(bench, evidence_dir=evidence).run(resolved)
+
+
+@pytest.mark.parametrize("plan", [E1, A1, N1], ids=["E1", "A1", "N1"])
+def test_plan_passes_on_healthy_bench(plan: Path, tmp_path: Path) -> None:
+    record = run_plan(plan, [], tmp_path)
+    assert record.status is Status.PASSED, record.reason
+    assert all(s.status is Status.PASSED for s in record.steps)
+    assert record.evidence and all(Path(p).is_file() for p in record.evidence)
+
+
+@pytest.mark.parametrize(
+    ("plan", "defect", "step", "category", "words"),
+    [
+        (E1, "ev:slow_auto_lock", "locked-after-threshold", CATEGORY_DEADLINE, "within 500 ms"),
+        (E1, "ev:no_auto_lock", "locked-after-threshold", CATEGORY_DEADLINE, "UNLOCKED"),
+        (A1, "smart_plug:no_overcurrent_trip", "relay-opens", CATEGORY_DEADLINE,
+         "smart_plug.switch.on = False"),
+        (A1, "smart_plug:no_overload_event", "overload-event", CATEGORY_DEADLINE, "switch.overload"),
+        (N1, "smart_plug:high_standby", "standby-power", CATEGORY_LIMIT, "outside x ≤ 0.5 W"),
+    ],
+    ids=["E1-slow", "E1-none", "A1-no-trip", "A1-no-event", "N1-high-standby"],
+)
+def test_plan_fails_on_matching_defect(
+    plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
+) -> None:
+    record = run_plan(plan, [defect], tmp_path)
+    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
+    assert record.category == category
+    assert f"step {step} " in record.reason
+    assert words in record.reason, record.reason
+    failed = [s for s in record.steps if s.status is Status.FAILED]
+    assert [s.id for s in failed] == [step]
+    # teardown still ran after the failure
+    teardown = [s for s in record.steps if s.section == "teardown"]
+    assert all(s.status is Status.PASSED for s in teardown)
+
+
+def test_late_lock_reports_its_measured_latency(tmp_path: Path) -> None:
+    record = run_plan(E1, ["ev:slow_auto_lock"], tmp_path)
+    step = next(s for s in record.steps if s.id == "locked-after-threshold")
+    assert step.observed["anchor"].startswith("ev.DRIVE_Status.VehicleSpeed rose through")
+    # the emulator locks 1.0 s after crossing: measured on frame timestamps
+    assert 0.9 <= step.observed["latency_s"] <= 1.2

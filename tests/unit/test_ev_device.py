@@ -1,0 +1,266 @@
+"""The ev device: definition names, driver conveniences, emulator rules, defects.
+
+Bench side and emulator meet on a python-can ``virtual`` channel unique to
+each test; timing is judged on capture timestamps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from devices.ev import DEVICE_TYPE, EvDriver, EvEmulator
+from hil.bench.driver import Driver
+from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
+from hil.errors import ConfigError, DeviceTimeout, EmulatorError
+from hil.transports.can import CanTransport
+
+FAST = 25.0  # m/s²: reaches 20 km/h in about 0.22 s, keeps the suite quick
+
+Car = tuple[EvDriver, EvEmulator]
+
+
+@contextmanager
+def car(defects: tuple[str, ...] = (), **settings: object) -> Iterator[Car]:
+    channel = f"ev-{uuid.uuid4().hex[:8]}"
+    definition = DEVICE_TYPE.definition({})
+    ctx = EmulatorContext(
+        name="ev",
+        definition=definition,
+        defects=defects,
+        time_scale=1.0,
+        settings=settings,
+        transport={"interface": "virtual", "channel": channel},
+    )
+    assert DEVICE_TYPE.emulator is not None
+    with (
+        CanTransport("ev", interface="virtual", channel=channel) as transport,
+        DEVICE_TYPE.emulator(ctx) as emu,
+    ):
+        driver = DEVICE_TYPE.driver(DriverContext("ev", transport, definition, settings))
+        assert isinstance(driver, EvDriver)
+        assert isinstance(emu, EvEmulator)
+        try:
+            yield driver, emu
+        finally:
+            driver.close()
+
+
+@pytest.fixture
+def ev() -> Iterator[Car]:
+    with car() as pair:
+        yield pair
+
+
+def at_least(kmh: float) -> Callable[[float], bool]:
+    return lambda v: v >= kmh
+
+
+# -- definition and registry ----------------------------------------------
+
+
+def test_registered_and_named_as_plans_expect() -> None:
+    assert get_device_type("ev") is DEVICE_TYPE
+    d = DEVICE_TYPE.definition({})
+    assert d.signals["DRIVE_Status.VehicleSpeed"].unit == "km/h"
+    assert set(d.signals["DRIVE_Status.Gear"].choices) == {"P", "R", "N", "D", "SNA"}
+    for door in ("FL", "FR", "RL", "RR"):
+        assert dict(d.signals[f"BODY_Status.Lock{door}"].choices) == {"UNLOCKED": 0, "LOCKED": 1}
+    assert dict(d.signals["BODY_Status.LockResult"].choices) == {
+        "NONE": 0,
+        "ACCEPTED": 1,
+        "REFUSED": 2,
+    }
+    assert [d.signals[f"BMS_Status.{s}"].unit for s in ("SoC", "PackVoltage", "PackCurrent")] == [
+        "%",
+        "V",
+        "A",
+    ]
+    assert set(d.signals["BMS_Status.ContactorState"].choices) == {
+        "OPEN",
+        "PRECHARGE",
+        "CLOSED",
+        "FAULT",
+    }
+    assert set(d.stimuli) == {"HIL_VehicleSim", "BODY_LockCmd"}
+    sim = d.stimuli["HIL_VehicleSim"].fields
+    assert (set(sim), sim["TargetSpeed"].unit, sim["Accel"].unit) == (
+        {"TargetSpeed", "Gear", "Accel"},
+        "km/h",
+        "m/s²",
+    )
+    lock = d.stimuli["BODY_LockCmd"].fields
+    assert set(lock) == {"LockRequest", "Source"}
+    assert set(lock["Source"].choices) == {"KEY", "PHONE", "APP", "INTERIOR"}
+    assert set(DEVICE_TYPE.defects) == set(EvEmulator.DEFECTS)
+
+
+def test_unknown_defect_is_refused() -> None:
+    with pytest.raises(EmulatorError, match="did you mean 'no_auto_lock'"):
+        EvEmulator("ev", interface="virtual", channel="unused", defects=["no_autolock"])
+
+
+# -- identity and reading ---------------------------------------------------
+
+
+def test_identity_and_initial_state(ev: Car) -> None:
+    driver, emu = ev
+    assert isinstance(driver, Driver)
+    assert driver.identity() == {
+        "model": "EV VCU",
+        "serial": "0020261125",
+        "firmware": "2.3.1",
+        "hardware": "rev 3",
+    }
+    assert (driver.speed, driver.gear, driver.all_locked) == (0.0, "P", False)
+    assert driver.lock_states == dict.fromkeys(("FL", "FR", "RL", "RR"), "UNLOCKED")
+    driver.wait_for("BMS_Status.ContactorState", "CLOSED", 1.0)
+    assert 79.0 < driver.read("BMS_Status.SoC").value <= 80.0
+    assert 300.0 < driver.read("BMS_Status.PackVoltage").value < 420.0
+    assert emu.endpoint == {"interface": "virtual", "channel": emu.channel}
+
+
+def test_identity_from_settings() -> None:
+    with car(firmware="4.0.12", serial=77, hw_revision=9) as (driver, _):
+        assert driver.identity() == {
+            "model": "EV VCU",
+            "serial": "0000000077",
+            "firmware": "4.0.12",
+            "hardware": "rev 9",
+        }
+
+
+# -- driving, auto-lock, lock requests -----------------------------------------
+
+
+def test_drive_ramps_speed_and_auto_locks_within_one_tick(ev: Car) -> None:
+    driver, emu = ev
+    t0 = driver.drive(30, accel=FAST)
+    crossed = driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(20), 2.0, since=t0)
+    locked = driver.wait_for("BODY_Status.LockFL", "LOCKED", 0.5, since=t0)
+    assert locked.t - crossed.t < 0.015  # the same 10 ms tick, judged on capture times
+    assert driver.all_locked
+    assert driver.gear == "D"
+    # 0 → 20 km/h at 25 m/s² takes 0.22 s
+    assert 0.15 < crossed.t - t0 < 0.5
+    top = driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(30), 2.0)
+    assert top.value == pytest.approx(30, abs=0.08)
+    assert driver.read("BMS_Status.PackCurrent").value > 5.0
+    assert emu.state()["locks"] == dict.fromkeys(("FL", "FR", "RL", "RR"), "LOCKED")
+
+
+def test_vehicle_sim_fields_are_sticky(ev: Car) -> None:
+    driver, emu = ev
+    driver.drive(10, gear="R", accel=FAST)
+    t = driver.stimulate("HIL_VehicleSim", {"TargetSpeed": 3})  # gear and accel kept
+    driver.wait_for("DRIVE_Status.Gear", "R", 1.0, since=t)
+    driver.wait_for("DRIVE_Status.VehicleSpeed", lambda v: abs(v - 3) < 0.1, 2.0, since=t)
+    assert emu.state()["accel_ms2"] == FAST
+    assert not driver.all_locked  # R never auto-locks
+
+
+def test_park_brakes_to_a_stop(ev: Car) -> None:
+    driver, _ = ev
+    driver.drive(8, accel=FAST)  # 8 km/h is a whole number of 0.08 km/h steps
+    driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(8), 2.0)
+    t = driver.drive(0, gear="P", accel=FAST)
+    driver.wait_for("DRIVE_Status.VehicleSpeed", 0, 1.0, since=t)
+    assert driver.gear == "P"
+
+
+def test_unlock_refused_while_moving_accepted_when_slow(ev: Car) -> None:
+    driver, _ = ev
+    driver.drive(12, accel=FAST)
+    driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(12), 2.0)
+    t = driver.request_lock()
+    driver.wait_for("BODY_Status.LockResult", "ACCEPTED", 0.2, since=t)
+    assert driver.all_locked
+    t = driver.request_unlock()
+    refused = driver.wait_for("BODY_Status.LockResult", "REFUSED", 0.2, since=t)
+    assert refused.t - t < 0.05
+    assert driver.all_locked
+    driver.drive(0, accel=FAST)
+    driver.wait_for("DRIVE_Status.VehicleSpeed", 0, 2.0)
+    t = driver.request_unlock(source="APP")
+    driver.wait_for("BODY_Status.LockResult", "ACCEPTED", 0.2, since=t)
+    assert driver.lock_states == dict.fromkeys(("FL", "FR", "RL", "RR"), "UNLOCKED")
+
+
+def test_lock_commands_with_bad_e2e_are_ignored(ev: Car) -> None:
+    driver, emu = ev
+    lock = {"LockRequest": 1, "Source": 0}
+    t = driver.stimulate("BODY_LockCmd", lock)  # counter 0
+    driver.wait_for("BODY_Status.LockFL", "LOCKED", 0.5, since=t)
+    t = driver.stimulate("BODY_LockCmd", {"LockRequest": 2, "Source": 1})  # counter 1
+    driver.wait_for("BODY_Status.LockFL", "UNLOCKED", 0.5, since=t)
+    t = driver.send_message("BODY_LockCmd", lock, counter=1)  # repeated
+    driver.send_message("BODY_LockCmd", lock, counter=15)  # behind the last one: stale
+    driver.send_message("BODY_LockCmd", lock, counter=2, checksum=0x42)  # corrupt
+    with pytest.raises(DeviceTimeout, match="last value seen: UNLOCKED"):
+        driver.wait_for("BODY_Status.LockFL", "LOCKED", 0.3, since=t)
+    # The rejected frames did not move the reference: the next real one counts.
+    t = driver.stimulate("BODY_LockCmd", lock)  # counter 2
+    driver.wait_for("BODY_Status.LockFL", "LOCKED", 0.5, since=t)
+    assert emu.state()["e2e_rejected"] == 3
+    assert set(emu.state()["e2e_rejected_by_reason"]) == {
+        "BODY_LockCmd: repeated counter",
+        "BODY_LockCmd: stale counter",
+        "BODY_LockCmd: checksum",
+    }
+
+
+# -- defects ------------------------------------------------------------------
+
+
+def test_defect_no_auto_lock() -> None:
+    with car(("no_auto_lock",)) as (driver, emu):
+        t0 = driver.drive(30, accel=FAST)
+        crossed = driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(20), 2.0, since=t0)
+        with pytest.raises(DeviceTimeout, match="LockFL: no value == 'LOCKED' within 0.5 s"):
+            driver.wait_for("BODY_Status.LockFL", "LOCKED", 0.5, since=crossed.t)
+        assert "UNLOCKED" in emu.state()["locks"].values()
+
+
+def test_defect_slow_auto_lock_misses_a_500_ms_deadline() -> None:
+    with car(("slow_auto_lock",)) as (driver, _):
+        t0 = driver.drive(30, accel=FAST)
+        crossed = driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(20), 2.0, since=t0)
+        locked = driver.wait_for("BODY_Status.LockFL", "LOCKED", 2.0, since=crossed.t)
+        assert 0.95 < locked.t - crossed.t < 1.2
+
+
+def test_defect_unlock_while_moving() -> None:
+    with car(("unlock_while_moving",)) as (driver, _):
+        driver.drive(16, accel=FAST)
+        driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(16), 2.0)
+        driver.request_lock()
+        t = driver.request_unlock()
+        driver.wait_for("BODY_Status.LockResult", "ACCEPTED", 0.2, since=t)
+        driver.wait_for("BODY_Status.LockFL", "UNLOCKED", 0.2, since=t)
+
+
+def test_defect_bad_checksum_frames_are_dropped_by_the_driver() -> None:
+    with car(("bad_checksum",)) as (driver, _):
+        driver.wait_for("DRIVE_Status.Gear", "P", 1.0)  # other frames are fine
+        with pytest.raises(DeviceTimeout, match="no BODY_Status frame"):
+            driver.read("BODY_Status.LockFL")
+        assert driver.e2e_errors >= 1
+        assert set(driver.e2e_error_details) == {"BODY_Status: checksum"}
+
+
+# -- error paths ----------------------------------------------------------------
+
+
+def test_convenience_errors_name_what_would_work(ev: Car) -> None:
+    driver, _ = ev
+    with pytest.raises(ConfigError, match="expected one of 'D', 'N', 'P', 'R'"):
+        driver.drive(10, gear="d")
+    with pytest.raises(ConfigError, match="did you mean 'PHONE'"):
+        driver.request_unlock(source="PHONES")
+    with pytest.raises(ConfigError, match="did you mean 'DRIVE_Status.VehicleSpeed'"):
+        driver.wait_for("DRIVE_Status.VehicleSped", 0, 0.1)
+    with pytest.raises(DeviceTimeout, match="last value seen: 0"):
+        driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(50), 0.05)
