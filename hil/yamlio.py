@@ -118,8 +118,19 @@ def _problem(err: yaml.YAMLError) -> str:
     return str(problem).strip()
 
 
-def load_text(text: str, file: str) -> tuple[Any, Locations]:
-    """Parse one YAML document from ``text``; errors name ``file``."""
+def load_text(
+    text: str, file: str, cls: type[ConfigError] = ConfigError
+) -> tuple[Any, Locations]:
+    """Parse one YAML document from ``text``; errors are ``cls`` naming ``file``."""
+    try:
+        return _load_text(text, file)
+    except ConfigError as err:
+        if type(err) is cls:
+            raise
+        raise cls(err.reason, file=err.file, line=err.line, column=err.column) from err
+
+
+def _load_text(text: str, file: str) -> tuple[Any, Locations]:
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise ConfigError(f"file is larger than {MAX_BYTES // 1024} KiB; refused", file=file)
     locs = Locations(file)
@@ -133,7 +144,10 @@ def load_text(text: str, file: str) -> tuple[Any, Locations]:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
-        raise ConfigError(f"malformed YAML: {_problem(err)}", file=file, line=line, column=col) from err
+        message = f"malformed YAML: {_problem(err)}"
+        if err.context and err.context_mark and err.context_mark is not mark:
+            message += f" ({err.context} that began at line {err.context_mark.line + 1})"
+        raise ConfigError(message, file=file, line=line, column=col) from err
     except yaml.YAMLError as err:
         raise ConfigError(f"malformed YAML: {_problem(err)}", file=file) from err
     except RecursionError as err:
@@ -143,27 +157,27 @@ def load_text(text: str, file: str) -> tuple[Any, Locations]:
     return data, locs
 
 
-def load_file(path: Path) -> tuple[Any, Locations]:
-    """Read and parse ``path`` with every guard above."""
+def load_file(path: Path, cls: type[ConfigError] = ConfigError) -> tuple[Any, Locations]:
+    """Read and parse ``path`` with every guard above; errors are ``cls``."""
     file = str(path)
     try:
         size = path.stat().st_size
     except FileNotFoundError as err:
-        raise ConfigError("file not found", file=file) from err
+        raise cls("file not found", file=file) from err
     except OSError as err:
-        raise ConfigError(f"cannot read file: {err.strerror}", file=file) from err
+        raise cls(f"cannot read file: {err.strerror}", file=file) from err
     if size > MAX_BYTES:
-        raise ConfigError(
+        raise cls(
             f"file is {size // 1024} KiB, larger than the {MAX_BYTES // 1024} KiB allowed; refused",
             file=file,
         )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text: {err.reason} at byte {err.start}", file=file) from err
+        raise cls(f"not UTF-8 text: {err.reason} at byte {err.start}", file=file) from err
     except OSError as err:
-        raise ConfigError(f"cannot read file: {err.strerror}", file=file) from err
-    return load_text(text, file)
+        raise cls(f"cannot read file: {err.strerror}", file=file) from err
+    return load_text(text, file, cls)
 
 
 def check_spec(data: Any, locs: Locations, supported: int, cls: type[ConfigError], what: str) -> None:

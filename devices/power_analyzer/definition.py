@@ -62,7 +62,7 @@ class ScpiMap(_Strict):
 @functools.cache
 def load_map(path: Path = MAP_FILE) -> ScpiMap:
     """The parsed map (cached: it is read-only and shared by driver and emulator)."""
-    data, locs = load_file(path)
+    data, locs = load_file(path, DefinitionError)
     check_spec(data, locs, SPEC, DefinitionError, "SCPI map")
     return validate(ScpiMap, data, locs, DefinitionError)
 

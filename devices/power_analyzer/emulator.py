@@ -111,10 +111,12 @@ class PowerAnalyzerEmulator(Emulator):
 
     def _run_updates(self) -> None:
         last = time.monotonic()
-        while not self.stopping.wait(max(self.element.rate_s / self.time_scale, MIN_PERIOD_S)):
+        # time_scale = wall seconds per plan second (0.1: a 60 s measurement takes
+        # 6 s), so emulated instrument time runs 1/time_scale faster
+        while not self.stopping.wait(max(self.element.rate_s * self.time_scale, MIN_PERIOD_S)):
             now = time.monotonic()
             with self._lock:
-                self.element.update(self.supply_v, (now - last) * self.time_scale)
+                self.element.update(self.supply_v, (now - last) / self.time_scale)
             last = now
 
     def _stop(self) -> None:

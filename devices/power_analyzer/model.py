@@ -3,7 +3,8 @@
 The numbers come from the appliance wired to the element (a ``PowerSource``)
 plus seeded noise of the size a WT310 shows at standby levels, so energy
 plans measure something real and reproducible. Energy is integrated over
-emulated time, which runs ``time_scale`` times faster than the wall clock.
+emulated time, which runs ``1 / time_scale`` times faster than the wall clock
+(a bench's time scale is wall seconds per plan second).
 """
 
 from __future__ import annotations

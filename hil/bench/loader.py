@@ -44,7 +44,7 @@ class LoadedBench:
 
 def load_bench(path: Path, defects: Iterable[str] = ()) -> LoadedBench:
     """Load and check ``path``; ``defects`` are ``device:defect`` overrides to inject."""
-    data, locs = load_file(path)
+    data, locs = load_file(path, BenchError)
     check_spec(data, locs, SUPPORTED_SPEC, BenchError, "bench file")
     config = validate(BenchConfig, data, locs, BenchError)
     config = _with_defects(config, list(defects), locs)

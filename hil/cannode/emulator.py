@@ -36,8 +36,9 @@ TICK_S = 0.010
 class CanNodeEmulator(Emulator):
     """Plays the nodes ``nodes`` of ``db`` on ``interface``/``channel``.
 
-    Subclasses implement ``tick(dt)`` (physics; ``dt`` is simulated seconds,
-    real seconds × ``time_scale``) and ``on_message(name, values, t)``, and
+    Subclasses implement ``tick(dt)`` (physics; ``dt`` is real seconds: CAN
+    timing rules and plan deadlines are never time-scaled) and
+    ``on_message(name, values, t)``, and
     change what goes out with ``set_signals`` / ``send_now``.
     """
 
@@ -146,8 +147,8 @@ class CanNodeEmulator(Emulator):
             now = time.monotonic()
             if now >= next_tick:
                 with self._lock:
-                    self.sim_time += (now - last) * self.time_scale
-                    self.tick((now - last) * self.time_scale)
+                    self.sim_time += now - last
+                    self.tick(now - last)
                 last = now
                 self._send_due(now)
                 # After a stall, resume the rhythm instead of bursting to catch up.

@@ -293,7 +293,7 @@ class MiotSpec(_Strict):
 
 def load_spec(path: Path) -> MiotSpec:
     """Read a spec YAML file; every error names the file and line."""
-    data, locs = load_file(path)
+    data, locs = load_file(path, DefinitionError)
     check_spec(data, locs, SPEC_VERSION, DefinitionError, "MIoT spec")
     return validate(MiotSpec, data, locs, DefinitionError)
 

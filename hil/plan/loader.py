@@ -24,7 +24,7 @@ class LoadedPlan:
 
 
 def load_plan(path: Path) -> LoadedPlan:
-    data, locs = load_file(path)
+    data, locs = load_file(path, PlanError)
     check_spec(data, locs, SUPPORTED_SPEC, PlanError, "plan")
     plan = validate(Plan, data, locs, PlanError)
     seen: dict[str, int] = {}

@@ -27,6 +27,7 @@ from hil.plan.timeline import Timeline, all_hold, triggered
 from hil.report.record import MeasurementRecord, PlanRecord, Status, StepRecord
 
 GRACE_S = 0.2  # frames stamped before a deadline may still be in flight this long
+LATE_WATCH_S = 1.5  # how long past a missed deadline to look for the late arrival
 POLL_S = 0.005
 
 CATEGORY_DEADLINE = "deadline missed"
@@ -212,18 +213,27 @@ class PlanRunner:
     def _within(self, e: Expectation, ta: float, within: float, rec: StepRecord) -> None:
         line = Timeline(self.bench, e.signals, ta)
         deadline = ta + within
+        # after a miss, keep watching a little longer so the report can say how
+        # late the device was, not only that it was late
+        give_up = deadline + GRACE_S + min(max(within, LATE_WATCH_S), 5.0)
         hit: float | None = None
+        at_deadline: dict[str, str] | None = None
         while hit is None:
             for state in line.advance():
+                if at_deadline is None and state.t > deadline:
+                    at_deadline = line.labels()
                 if all_hold(e.condition, state):
                     hit = state.t
                     break
             if hit is None:
-                if time.time() > deadline + GRACE_S:
+                now = time.time()
+                if now > deadline + GRACE_S and at_deadline is None:
+                    at_deadline = line.labels()
+                if now > give_up:
                     break
                 self._check_links()
                 time.sleep(POLL_S)
-        rec.observed["last"] = line.labels()
+        rec.observed["last"] = at_deadline or line.labels()
         if hit is not None and hit <= deadline:
             rec.observed["latency_s"] = round(hit - ta, 6)
             rec.message = f"met after {(hit - ta) * 1000:.0f} ms (bound {within * 1000:.0f} ms)"
@@ -234,7 +244,7 @@ class PlanRunner:
             rec.observed["latency_s"] = round(hit - ta, 6)
         raise StepFailed(
             f"expected {e.describe().split(' within ')[0]} within {within * 1000:.0f} ms{anchor}; "
-            f"observed {_fmt(line.labels())} at the deadline{late}",
+            f"observed {_fmt(at_deadline or line.labels())} at the deadline{late}",
             CATEGORY_DEADLINE,
         )
 

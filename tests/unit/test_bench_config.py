@@ -44,7 +44,7 @@ devices:
     ("body", "line", "words"),
     [
         ("spec: 1\nid: t\ndevices: {ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n",
-         2, "malformed YAML"),
+         4, "malformed YAML: expected ',' or '}', but got '<stream end>' (while parsing a flow mapping that began at line 3)"),
         (GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}, colour: red}\n",
          4, "unknown key 'colour'"),
         (GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n"
@@ -58,7 +58,7 @@ devices:
          4, "needs a real port, not 'auto'"),
         (GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c},"
          " defects: [no_auto_lok]}\n",
-         4, "unknown defect 'no_auto_lok'; did you mean 'no_auto_lock'?"),
+         4, "unknown defect 'no_auto_lok'; did you mean 'no_auto_lock'"),
         (GOOD_HEAD + "  pa: {type: power_analyzer, emulated: true, visa: {}, wiring: {1: plgu}}\n",
          4, "wired to unknown device 'plgu'"),
         ("spec: 2\nid: t\ndevices: {}\n", 1, "this hil reads spec 1; upgrade hil"),

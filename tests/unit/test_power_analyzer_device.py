@@ -140,8 +140,8 @@ def test_identity(make_bench: MakeBench) -> None:
 
 
 def test_measures_the_wired_appliance(make_bench: MakeBench) -> None:
-    # time_scale 10: the 100 ms updates come every 10 ms, so 30 distinct ones come fast
-    _, _, driver = make_bench(source=StandbyLoad(), time_scale=10, settings={"update_rate": 0.1})
+    # time_scale 0.1: the 100 ms updates come every 10 ms of wall time
+    _, _, driver = make_bench(source=StandbyLoad(), time_scale=0.1, settings={"update_rate": 0.1})
     distinct: dict[tuple[float, float], dict[str, float]] = {}
 
     def thirty_updates() -> bool:
@@ -196,7 +196,7 @@ def test_samples_come_from_the_capture(make_bench: MakeBench) -> None:
 
 
 def test_integration_accumulates_energy_over_emulated_time(make_bench: MakeBench) -> None:
-    emu, _, driver = make_bench(source=StandbyLoad(), time_scale=3600.0)  # 1 s real = 1 h
+    emu, _, driver = make_bench(source=StandbyLoad(), time_scale=1 / 3600)  # 1 s real = 1 h
     assert driver.read("INTEGRATION").value == 0
     t = driver.stimulate("integration", {"command": 1})  # coerced START
     assert t > 0
