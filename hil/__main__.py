@@ -1,4 +1,5 @@
-from hil.cli import main
 import sys
+
+from hil.cli import main
 
 sys.exit(main())

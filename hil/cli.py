@@ -25,22 +25,35 @@ def _certify(args: argparse.Namespace) -> int:
     html = reports / "allure-report"
     shutil.rmtree(records, ignore_errors=True)
     cmd = [
-        sys.executable, "-m", "pytest", *args.plans,
-        "--bench", args.bench,
-        "--alluredir", str(results), "--clean-alluredir",
-        "--hil-results", str(records),
-        "-p", "no:cacheprovider", "-q", "-rfE",
+        sys.executable,
+        "-m",
+        "pytest",
+        *args.plans,
+        "--bench",
+        args.bench,
+        "--alluredir",
+        str(results),
+        "--clean-alluredir",
+        "--hil-results",
+        str(records),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rfE",
     ]
     for defect in args.defect:
         cmd += ["--hil-defect", defect]
-    pytest_rc = subprocess.run(cmd, check=False).returncode  # noqa: S603 - our own interpreter
+    pytest_rc = subprocess.run(cmd, check=False).returncode
     report_file = None
     allure = args.allure or shutil.which("allure")
     if allure and results.is_dir():
         env = dict(os.environ, ALLURE_NO_ANALYTICS="true")
-        gen = subprocess.run(  # noqa: S603 - the Allure command line the Makefile installed
+        gen = subprocess.run(
             [allure, "generate", "--single-file", "--clean", "-o", str(html), str(results)],
-            env=env, check=False, capture_output=True, text=True,
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
         )
         if gen.returncode == 0 and (html / "index.html").is_file():
             report_file = str(html / "index.html")
@@ -71,7 +84,9 @@ def _bench_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hil", description="hardware-in-the-loop test and certification")
+    parser = argparse.ArgumentParser(
+        prog="hil", description="hardware-in-the-loop test and certification"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     cert = sub.add_parser("certify", help="run the plans on a bench and write the reports")

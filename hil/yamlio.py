@@ -118,9 +118,7 @@ def _problem(err: yaml.YAMLError) -> str:
     return str(problem).strip()
 
 
-def load_text(
-    text: str, file: str, cls: type[ConfigError] = ConfigError
-) -> tuple[Any, Locations]:
+def load_text(text: str, file: str, cls: type[ConfigError] = ConfigError) -> tuple[Any, Locations]:
     """Parse one YAML document from ``text``; errors are ``cls`` naming ``file``."""
     try:
         return _load_text(text, file)
@@ -180,7 +178,9 @@ def load_file(path: Path, cls: type[ConfigError] = ConfigError) -> tuple[Any, Lo
     return load_text(text, file, cls)
 
 
-def check_spec(data: Any, locs: Locations, supported: int, cls: type[ConfigError], what: str) -> None:
+def check_spec(
+    data: Any, locs: Locations, supported: int, cls: type[ConfigError], what: str
+) -> None:
     """Every hil YAML file starts with ``spec: N``; say which side to upgrade."""
     if not isinstance(data, Mapping):
         raise locs.error(cls, (), f"a {what} must be a mapping with 'spec: {supported}' at the top")
@@ -223,7 +223,11 @@ def pydantic_error(
         line, col = locs.find(loc, key=True)
         return cls(message, file=locs.file, line=line, column=col, path=dotted)
     message = f"{dotted}: {first['msg']}"
-    if kind not in ("missing",) and "input" in first and not isinstance(first["input"], dict | list):
+    if (
+        kind not in ("missing",)
+        and "input" in first
+        and not isinstance(first["input"], dict | list)
+    ):
         message += f" (got {first['input']!r})"
     line, col = locs.find(loc)
     return cls(message, file=locs.file, line=line, column=col, path=dotted)
@@ -233,8 +237,7 @@ def _clean_loc(loc: Sequence[Any]) -> Path_:
     # pydantic adds union member / validator names to locations; keep data keys only
     out: list[str | int] = []
     for part in loc:
-        if isinstance(part, int):
-            out.append(part)
-        elif isinstance(part, str) and not part.startswith(("function-", "tagged-union[")):
+        internal = isinstance(part, str) and part.startswith(("function-", "tagged-union["))
+        if isinstance(part, int | str) and not internal:
             out.append(part)
     return tuple(out)

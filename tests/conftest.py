@@ -21,7 +21,11 @@ PLANS = ROOT / "testplans"
 pytest_plugins = ("pytester",)
 
 settings.register_profile(
-    "ci", max_examples=150, deadline=None, derandomize=True, database=None,
+    "ci",
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=50, deadline=None)

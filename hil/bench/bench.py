@@ -92,7 +92,9 @@ class Bench(Resource):
         self.transports[name] = transport
         transport.open()
         self.drivers[name] = dtype.driver(DriverContext(name, transport, definition, dev.settings))
-        log.info("bench %s: opened %s (%s%s)", self.name, name, dev.type, ", emulated" * dev.emulated)
+        log.info(
+            "bench %s: opened %s (%s%s)", self.name, name, dev.type, ", emulated" * dev.emulated
+        )
 
     def _link_settings(self, name: str, dev: DeviceConfig) -> dict[str, Any]:
         link = dev.can or dev.serial or dev.visa

@@ -25,7 +25,9 @@ Scalar = str | int | float | bool
 class CanLink(Strict):
     """A python-can bus: ``can.Bus(interface=…, channel=…, bitrate=…, fd=…)``."""
 
-    interface: str = Field(description="python-can interface: virtual, socketcan, pcan, socketcand…")
+    interface: str = Field(
+        description="python-can interface: virtual, socketcan, pcan, socketcand…"
+    )
     channel: str
     bitrate: int | None = Field(500_000, gt=0)
     fd: bool = False

@@ -61,7 +61,9 @@ def _with_defects(config: BenchConfig, overrides: list[str], locs: Locations) ->
     for item in overrides:
         device, sep, defect = item.partition(":")
         if not sep or not device or not defect:
-            raise BenchError(f"defect override {item!r} must look like DEVICE:DEFECT", file=locs.file)
+            raise BenchError(
+                f"defect override {item!r} must look like DEVICE:DEFECT", file=locs.file
+            )
         if device not in devices:
             raise BenchError(
                 f"defect override {item!r} names unknown device {device!r}; "
@@ -100,7 +102,9 @@ def _check_device(name: str, dev: DeviceConfig, config: BenchConfig, locs: Locat
             f"{'port' if dtype.transport == 'serial' else 'resource'}, not 'auto'",
         )
     if dev.emulated and dtype.emulator is None:
-        raise locs.error(BenchError, (*here, "emulated"), f"device type {dev.type!r} has no emulator")
+        raise locs.error(
+            BenchError, (*here, "emulated"), f"device type {dev.type!r} has no emulator"
+        )
     for i, defect in enumerate(dev.defects):
         if not dev.emulated:
             raise locs.error(
@@ -110,7 +114,8 @@ def _check_device(name: str, dev: DeviceConfig, config: BenchConfig, locs: Locat
             raise locs.error(
                 BenchError,
                 (*here, "defects", i),
-                f"device {name!r}: unknown defect {defect!r}; " + did_you_mean(defect, dtype.defects),
+                f"device {name!r}: unknown defect {defect!r}; "
+                + did_you_mean(defect, dtype.defects),
             )
     for channel, target in dev.wiring.items():
         if target not in config.devices:

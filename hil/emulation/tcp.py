@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import socketserver
 import threading
@@ -59,6 +60,7 @@ class LineServer(socketserver.ThreadingTCPServer):
         self.max_line = max_line
         self.stopping = threading.Event()
         self._conns: set[socket.socket] = set()
+        self._serving = False
         self._lock = threading.Lock()
 
     @property
@@ -78,13 +80,16 @@ class LineServer(socketserver.ThreadingTCPServer):
         with self._lock:
             conns = list(self._conns)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+
+    def serve_forever(self, poll_interval: float = 0.05) -> None:
+        self._serving = True
+        super().serve_forever(poll_interval)
 
     def stop(self) -> None:
         self.stopping.set()
-        self.shutdown()
+        if self._serving:  # shutdown() waits forever unless serve_forever() ran
+            self.shutdown()
         self.drop_connections()
         self.server_close()

@@ -33,8 +33,6 @@ def load_plan(path: Path) -> LoadedPlan:
             if step.id is None:
                 continue
             if step.id in seen:
-                raise locs.error(
-                    PlanError, (section, i, "id"), f"duplicate step id {step.id!r}"
-                )
+                raise locs.error(PlanError, (section, i, "id"), f"duplicate step id {step.id!r}")
             seen[step.id] = i
     return LoadedPlan(plan, path, hashlib.sha256(path.read_bytes()).hexdigest(), locs)

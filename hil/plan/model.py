@@ -57,9 +57,15 @@ class Anchor(Strict):
 
     @model_validator(mode="after")
     def _one_trigger(self) -> Anchor:
-        given = [k for k in ("rising_through", "falling_through", "equals") if getattr(self, k) is not None]
+        given = [
+            k
+            for k in ("rising_through", "falling_through", "equals")
+            if getattr(self, k) is not None
+        ]
         if len(given) != 1:
-            raise ValueError("an anchor needs exactly one of rising_through, falling_through, equals")
+            raise ValueError(
+                "an anchor needs exactly one of rising_through, falling_through, equals"
+            )
         return self
 
 

@@ -208,7 +208,9 @@ class _Resolver:
             else tuple(self.value(info, v, (*loc, "one_of", i)) for i, v in enumerate(c.one_of)),
         )
 
-    def stimulus(self, ref: str, values: Mapping[str, Any], kinds: Sequence[str], loc: Loc) -> Stimulus:
+    def stimulus(
+        self, ref: str, values: Mapping[str, Any], kinds: Sequence[str], loc: Loc
+    ) -> Stimulus:
         device, _, name = ref.partition(".")
         definition = self.device(device, loc)
         info = definition.stimuli.get(name)
@@ -216,7 +218,8 @@ class _Resolver:
             choices = [n for n, s in definition.stimuli.items() if s.kind in kinds]
             raise self.fail(
                 loc,
-                f"{device!r} has no {' or '.join(kinds)} named {name!r}; " + did_you_mean(name, choices),
+                f"{device!r} has no {' or '.join(kinds)} named {name!r}; "
+                + did_you_mean(name, choices),
             )
         out: dict[str, Any] = {}
         for field, raw in values.items():
@@ -237,7 +240,10 @@ class _Resolver:
             action = self._send(body, base)
         elif isinstance(body, Set):
             action = self.stimulus(
-                body.target, {"value": body.value}, ("property", "input", "setting"), (*base, "target")
+                body.target,
+                {"value": body.value},
+                ("property", "input", "setting"),
+                (*base, "target"),
             )
         elif isinstance(body, Call):
             action = self._call(body, base)
@@ -298,14 +304,18 @@ class _Resolver:
         ref = self.signal(a.signal, (*loc, "signal"))
         for key in ("rising_through", "falling_through"):
             if getattr(a, key) is not None and ref.info.kind not in ("number", "enum"):
-                raise self.fail((*loc, key), f"{ref.text} is {ref.info.kind}; '{key}' needs a number")
+                raise self.fail(
+                    (*loc, key), f"{ref.text} is {ref.info.kind}; '{key}' needs a number"
+                )
         equals = None if a.equals is None else self.value(ref.info, a.equals, (*loc, "equals"))
         return Trigger(ref, a.rising_through, a.falling_through, equals, a.timeout)
 
     def _measure(self, body: Measure, base: Loc) -> Measurement:
         ref = self.signal(body.signal, (*base, "signal"))
         if ref.info.kind != "number":
-            raise self.fail((*base, "signal"), f"{ref.text} is {ref.info.kind}; measure needs a number")
+            raise self.fail(
+                (*base, "signal"), f"{ref.text} is {ref.info.kind}; measure needs a number"
+            )
         spec = body.limit
         unit = spec.unit or ref.info.unit
         factor = 1.0
@@ -319,7 +329,10 @@ class _Resolver:
             return None if v is None else v * factor
 
         limit = Limit(
-            scaled(spec.min), scaled(spec.max), scaled(spec.marginal_min), scaled(spec.marginal_max),
+            scaled(spec.min),
+            scaled(spec.max),
+            scaled(spec.marginal_min),
+            scaled(spec.marginal_max),
             ref.info.unit or unit,
         )
         problem = limit.check()

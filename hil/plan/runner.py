@@ -120,12 +120,19 @@ class PlanRunner:
 
     def _skipped(self, step: ResolvedStep) -> StepRecord:
         return StepRecord(
-            step.id, step.title, step.kind, step.section, step.line, Status.SKIPPED,
+            step.id,
+            step.title,
+            step.kind,
+            step.section,
+            step.line,
+            Status.SKIPPED,
             "not run: an earlier step failed",
         )
 
     def _run_step(self, step: ResolvedStep) -> StepRecord:
-        rec = StepRecord(step.id, step.title, step.kind, step.section, step.line, started=time.time())
+        rec = StepRecord(
+            step.id, step.title, step.kind, step.section, step.line, started=time.time()
+        )
         rec.parameters = _parameters(step)
         if self.observer:
             self.observer.step_started(step, rec)
@@ -275,7 +282,9 @@ class PlanRunner:
                 )
         unseen = [ref.text for ref, v in zip(e.signals, line.current, strict=True) if v is None]
         if unseen:
-            raise StepFailed(f"no observation of {', '.join(unseen)} during the window", CATEGORY_CONDITION)
+            raise StepFailed(
+                f"no observation of {', '.join(unseen)} during the window", CATEGORY_CONDITION
+            )
         rec.observed["last"] = line.labels()
         rec.observed["observations"] = line.count
 
@@ -315,7 +324,9 @@ class PlanRunner:
             samples=samples,
         )
         unit = f" {lim.unit}" if lim.unit else ""
-        rec.message = f"{m.statistic} {value:.4g}{unit} over {len(samples)} samples ({outcome.value})"
+        rec.message = (
+            f"{m.statistic} {value:.4g}{unit} over {len(samples)} samples ({outcome.value})"
+        )
         if outcome is Outcome.FAIL:
             raise StepFailed(
                 f"{m.signal.text} {m.statistic} = {value:.4g}{unit}, outside {lim.describe()} "
@@ -331,7 +342,7 @@ def _fmt(labels: dict[str, str]) -> str:
 def _parameters(step: ResolvedStep) -> dict[str, Any]:
     a = step.action
     if isinstance(a, Stimulus):
-        return {"device": a.device, "stimulus": a.stimulus, **{k: v for k, v in a.values.items()}}
+        return {"device": a.device, "stimulus": a.stimulus, **a.values}
     if isinstance(a, Expectation):
         return {"expect": a.describe()}
     if isinstance(a, Measurement):

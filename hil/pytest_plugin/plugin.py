@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,8 +28,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--hil-results", dest="hil_results", default=None, help="write plan records (JSON) here"
     )
     parser.addini("hil_bench", "default bench file", default=DEFAULT_BENCH)
-    parser.addini("hil_plan_roots", "folders whose YAML files are plans", type="linelist",
-                  default=["testplans"])
+    parser.addini(
+        "hil_plan_roots",
+        "folders whose YAML files are plans",
+        type="linelist",
+        default=["testplans"],
+    )
     parser.addini("hil_requirement_url", "URL of a requirement; {id} is replaced", default="{id}")
 
 
@@ -59,6 +62,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile |
 
 
 @pytest.fixture(scope="session")
-def bench(request: pytest.FixtureRequest) -> Iterator[Bench]:
-    """The session's bench (``--bench``), opened once and shared with plan items."""
-    yield hil_session(request.config).open_bench()
+def bench(request: pytest.FixtureRequest) -> Bench:
+    """The session's bench (``--bench``), opened once and shared with plan items.
+
+    It is closed when the session ends (``pytest_unconfigure``), after every
+    plan item and test that shares it.
+    """
+    return hil_session(request.config).open_bench()

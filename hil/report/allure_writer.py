@@ -97,8 +97,16 @@ def _measurement_table(record: StepRecord) -> str:
         ",".join(
             str(x if x is not None else "")
             for x in (
-                m.name, m.statistic, f"{m.value:.6g}", m.unit, lim["min"], lim["max"],
-                lim["marginal_min"], lim["marginal_max"], m.outcome, len(m.samples),
+                m.name,
+                m.statistic,
+                f"{m.value:.6g}",
+                m.unit,
+                lim["min"],
+                lim["max"],
+                lim["marginal_min"],
+                lim["marginal_max"],
+                m.outcome,
+                len(m.samples),
             )
         ),
     ]

@@ -84,18 +84,29 @@ class CanTransport(Resource):
     def _read_loop(self) -> None:
         bus = self._bus
         assert bus is not None
-        append = self.capture.append
+        extend = self.capture.extend
+        recv = bus.recv
         while self._running:
+            batch: list[tuple[float, can.Message]] = []
             try:
-                msg = bus.recv(timeout=0.05)
+                msg = recv(timeout=0.05)
+                # drain what is already queued, then record it under one lock:
+                # a saturated bus delivers frames faster than one-by-one locking
+                while msg is not None:
+                    batch.append((msg.timestamp or time.time(), msg))
+                    if len(batch) >= 512:
+                        break
+                    msg = recv(timeout=0.0)
             except (can.CanError, OSError, ValueError) as err:
+                if batch:
+                    extend(RX, batch)
                 if self._running:
                     self.lost = DeviceLost(
                         f"CAN bus error: {err}", device=self.name, at=time.time()
                     )
                 return
-            if msg is not None:
-                append(msg.timestamp or time.time(), RX, msg)
+            if batch:
+                extend(RX, batch)
 
     def send(self, msg: can.Message) -> can.Message:
         """Send a frame and capture it as TX with the send timestamp."""

@@ -85,6 +85,25 @@ class Capture(Generic[T]):
             listener(rec)
         return rec
 
+    def extend(self, direction: str, items: list[tuple[float, T]]) -> None:
+        """Append a batch under one lock acquisition (a reader draining a busy bus)."""
+        recs = [Record(t, direction, data) for t, data in items]
+        with self._cond:
+            self._records.extend(recs)
+            if self._key is not None:
+                key, by_key, maxlen = self._key, self._by_key, self.maxlen
+                for rec in recs:
+                    k = key(rec.data)
+                    q = by_key.get(k)
+                    if q is None:
+                        q = by_key[k] = deque(maxlen=maxlen)
+                    q.append(rec)
+            self._seq += len(recs)
+            self._cond.notify_all()
+        for listener in self._listeners:
+            for rec in recs:
+                listener(rec)
+
     def records(self, key: Hashable | None = None) -> list[Record[T]]:
         """A snapshot of the retained records (of one key, if given)."""
         with self._cond:

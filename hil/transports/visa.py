@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -116,9 +117,13 @@ class VisaTransport(Resource):
                         device=self.name,
                         command=command,
                     ) from err
-                raise DeviceLost(f"VISA I/O failed on {command!r}: {err}", device=self.name) from err
+                raise DeviceLost(
+                    f"VISA I/O failed on {command!r}: {err}", device=self.name
+                ) from err
             except (OSError, EOFError) as err:
-                raise DeviceLost(f"VISA link failed on {command!r}: {err}", device=self.name) from err
+                raise DeviceLost(
+                    f"VISA link failed on {command!r}: {err}", device=self.name
+                ) from err
             self.capture.append(t0, TX, ScpiExchange(command, response, time.time()))
         return response
 
@@ -132,10 +137,8 @@ class VisaTransport(Resource):
 
     def _close_impl(self) -> None:
         if self._inst is not None:
-            try:
+            with contextlib.suppress(pyvisa.errors.Error, OSError):
                 self._inst.close()
-            except (pyvisa.errors.Error, OSError):
-                pass
             self._inst = None
         if self._rm is not None:
             self._rm.close()

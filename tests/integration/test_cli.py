@@ -18,12 +18,19 @@ ALLURE = ROOT / ".tools" / "node_modules" / ".bin" / "allure"
 def hil(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ALLURE_NO_ANALYTICS="true")
     return subprocess.run(
-        [sys.executable, "-m", "hil", *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=600, check=False,
+        [sys.executable, "-m", "hil", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
 
 
-@pytest.mark.skipif(not ALLURE.exists(), reason="the Allure command line is installed by `make install`")
+@pytest.mark.skipif(
+    not ALLURE.exists(), reason="the Allure command line is installed by `make install`"
+)
 def test_certify_writes_results_html_and_summary(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     proc = hil("certify", "--reports", str(reports), "--allure", str(ALLURE))
@@ -42,8 +49,14 @@ def test_certify_writes_results_html_and_summary(tmp_path: Path) -> None:
 
 def test_certify_with_a_defect_exits_nonzero_and_names_the_plan(tmp_path: Path) -> None:
     proc = hil(
-        "certify", "testplans/safety/E1-speed-auto-lock.yaml", "--reports", str(tmp_path),
-        "--defect", "ev:no_auto_lock", "--allure", str(ALLURE),
+        "certify",
+        "testplans/safety/E1-speed-auto-lock.yaml",
+        "--reports",
+        str(tmp_path),
+        "--defect",
+        "ev:no_auto_lock",
+        "--allure",
+        str(ALLURE),
     )
     assert proc.returncode == 1
     assert "E1  FAILED" in proc.stdout
@@ -53,10 +66,15 @@ def test_certify_with_a_defect_exits_nonzero_and_names_the_plan(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("bench_text", "words"),
     [
-        ("spec: 1\nid: x\ndevices:\n  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n"
-         "  ev: {type: ev}\n", "bench.yaml:5:1: duplicate key 'ev' (first at line 4)"),
-        ("spec: 1\nid: x\ndevices:\n  plug: {type: smart_plug, serial: {port: /dev/hil-nope}}\n",
-         "device 'plug': cannot open serial port '/dev/hil-nope'"),
+        (
+            "spec: 1\nid: x\ndevices:\n  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n"
+            "  ev: {type: ev}\n",
+            "bench.yaml:5:1: duplicate key 'ev' (first at line 4)",
+        ),
+        (
+            "spec: 1\nid: x\ndevices:\n  plug: {type: smart_plug, serial: {port: /dev/hil-nope}}\n",
+            "device 'plug': cannot open serial port '/dev/hil-nope'",
+        ),
     ],
 )
 def test_bench_errors_are_one_clear_line(tmp_path: Path, bench_text: str, words: str) -> None:

@@ -40,9 +40,20 @@ def test_plan_passes_on_healthy_bench(plan: Path, tmp_path: Path) -> None:
     [
         (E1, "ev:slow_auto_lock", "locked-after-threshold", CATEGORY_DEADLINE, "within 500 ms"),
         (E1, "ev:no_auto_lock", "locked-after-threshold", CATEGORY_DEADLINE, "UNLOCKED"),
-        (A1, "smart_plug:no_overcurrent_trip", "relay-opens", CATEGORY_DEADLINE,
-         "smart_plug.switch.on = False"),
-        (A1, "smart_plug:no_overload_event", "overload-event", CATEGORY_DEADLINE, "switch.overload"),
+        (
+            A1,
+            "smart_plug:no_overcurrent_trip",
+            "relay-opens",
+            CATEGORY_DEADLINE,
+            "smart_plug.switch.on = False",
+        ),
+        (
+            A1,
+            "smart_plug:no_overload_event",
+            "overload-event",
+            CATEGORY_DEADLINE,
+            "switch.overload",
+        ),
         (N1, "smart_plug:high_standby", "standby-power", CATEGORY_LIMIT, "outside x ≤ 0.5 W"),
     ],
     ids=["E1-slow", "E1-none", "A1-no-trip", "A1-no-event", "N1-high-standby"],

@@ -41,8 +41,13 @@ def test_plans_collect_with_stable_ids(project: pytest.Pytester) -> None:
 def test_plan_passes_and_allure_records_steps_links_attachments(project: pytest.Pytester) -> None:
     alluredir = project.path / "allure"
     result = project.runpytest_subprocess(
-        "testplans/safety/E1-speed-auto-lock.yaml", "--bench", str(EMULATED_BENCH),
-        "--alluredir", str(alluredir), "--hil-results", str(project.path / "records"),
+        "testplans/safety/E1-speed-auto-lock.yaml",
+        "--bench",
+        str(EMULATED_BENCH),
+        "--alluredir",
+        str(alluredir),
+        "--hil-results",
+        str(project.path / "records"),
     )
     result.assert_outcomes(passed=1)
     (res,) = _results(alluredir)
@@ -63,8 +68,13 @@ def test_plan_passes_and_allure_records_steps_links_attachments(project: pytest.
 def test_defect_fails_the_plan_with_its_reason_in_the_report(project: pytest.Pytester) -> None:
     alluredir = project.path / "allure"
     result = project.runpytest_subprocess(
-        "testplans/safety/A1-plug-overcurrent.yaml", "--bench", str(EMULATED_BENCH),
-        "--hil-defect", "smart_plug:no_overcurrent_trip", "--alluredir", str(alluredir),
+        "testplans/safety/A1-plug-overcurrent.yaml",
+        "--bench",
+        str(EMULATED_BENCH),
+        "--hil-defect",
+        "smart_plug:no_overcurrent_trip",
+        "--alluredir",
+        str(alluredir),
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*A1 FAILED: step relay-opens*within 2000 ms*"])
@@ -73,7 +83,9 @@ def test_defect_fails_the_plan_with_its_reason_in_the_report(project: pytest.Pyt
     assert res["status"] == "failed"
     assert "step relay-opens" in res["statusDetails"]["message"]  # type: ignore[index]
     failed_steps = [s for s in res["steps"] if s["status"] == "failed"]  # type: ignore[attr-defined]
-    assert len(failed_steps) == 1 and "relay-opens" not in failed_steps[0]["name"]  # titled by action
+    assert (
+        len(failed_steps) == 1 and "relay-opens" not in failed_steps[0]["name"]
+    )  # titled by action
 
 
 def test_hand_written_test_uses_the_same_fixtures(project: pytest.Pytester) -> None:
@@ -85,8 +97,12 @@ def test_hand_written_test_uses_the_same_fixtures(project: pytest.Pytester) -> N
 
 def test_bad_bench_is_reported_without_traceback(project: pytest.Pytester) -> None:
     bad = project.path / "bad.yaml"
-    bad.write_text("spec: 1\nid: x\ndevices:\n  ev: {type: ev, emulated: true, can: {interface: virtual}}\n")
-    result = project.runpytest_subprocess("testplans/safety/E1-speed-auto-lock.yaml", "--bench", str(bad))
+    bad.write_text(
+        "spec: 1\nid: x\ndevices:\n  ev: {type: ev, emulated: true, can: {interface: virtual}}\n"
+    )
+    result = project.runpytest_subprocess(
+        "testplans/safety/E1-speed-auto-lock.yaml", "--bench", str(bad)
+    )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*{bad}:4:*devices.ev.can.channel: Field required*"])
     assert "Traceback" not in result.stdout.str()
@@ -103,7 +119,9 @@ def test_unknown_signal_in_a_plan_is_reported_without_traceback(project: pytest.
 
 def test_malformed_plan_is_a_located_collection_error(project: pytest.Pytester) -> None:
     plan = project.path / "testplans" / "broken.yaml"
-    plan.write_text("spec: 1\nid: B\ntitle: broken\ndevices: [ev]\nsteps:\n  - wait: {duration: 1}\n  - wait: [\n")
+    plan.write_text(
+        "spec: 1\nid: B\ntitle: broken\ndevices: [ev]\nsteps:\n  - wait: {duration: 1}\n  - wait: [\n"
+    )
     result = project.runpytest_subprocess(str(plan), "--bench", str(EMULATED_BENCH))
     assert result.ret == 2  # collection error
     result.stdout.fnmatch_lines([f"*{plan}:8:*malformed YAML*"])

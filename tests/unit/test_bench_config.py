@@ -43,28 +43,59 @@ devices:
 @pytest.mark.parametrize(
     ("body", "line", "words"),
     [
-        ("spec: 1\nid: t\ndevices: {ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n",
-         4, "malformed YAML: expected ',' or '}', but got '<stream end>' (while parsing a flow mapping that began at line 3)"),
-        (GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}, colour: red}\n",
-         4, "unknown key 'colour'"),
-        (GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n"
-         "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: d}}\n",
-         5, "duplicate key 'ev' (first at line 4)"),
-        (GOOD_HEAD + "  ev: {type: evv, emulated: true, can: {interface: virtual, channel: c}}\n",
-         4, "unknown device type 'evv'; did you mean 'ev'?"),
-        (GOOD_HEAD + "  ev: {type: ev, emulated: true, serial: {port: auto}}\n",
-         4, "is reached over 'can'"),
-        (GOOD_HEAD + "  plug: {type: smart_plug, serial: {port: auto}}\n",
-         4, "needs a real port, not 'auto'"),
-        (GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c},"
-         " defects: [no_auto_lok]}\n",
-         4, "unknown defect 'no_auto_lok'; did you mean 'no_auto_lock'"),
-        (GOOD_HEAD + "  pa: {type: power_analyzer, emulated: true, visa: {}, wiring: {1: plgu}}\n",
-         4, "wired to unknown device 'plgu'"),
+        (
+            "spec: 1\nid: t\ndevices: {ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n",
+            4,
+            "malformed YAML: expected ',' or '}', but got '<stream end>' (while parsing a flow mapping that began at line 3)",
+        ),
+        (
+            GOOD_HEAD
+            + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}, colour: red}\n",
+            4,
+            "unknown key 'colour'",
+        ),
+        (
+            GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n"
+            "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: d}}\n",
+            5,
+            "duplicate key 'ev' (first at line 4)",
+        ),
+        (
+            GOOD_HEAD
+            + "  ev: {type: evv, emulated: true, can: {interface: virtual, channel: c}}\n",
+            4,
+            "unknown device type 'evv'; did you mean 'ev'?",
+        ),
+        (
+            GOOD_HEAD + "  ev: {type: ev, emulated: true, serial: {port: auto}}\n",
+            4,
+            "is reached over 'can'",
+        ),
+        (
+            GOOD_HEAD + "  plug: {type: smart_plug, serial: {port: auto}}\n",
+            4,
+            "needs a real port, not 'auto'",
+        ),
+        (
+            GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c},"
+            " defects: [no_auto_lok]}\n",
+            4,
+            "unknown defect 'no_auto_lok'; did you mean 'no_auto_lock'",
+        ),
+        (
+            GOOD_HEAD
+            + "  pa: {type: power_analyzer, emulated: true, visa: {}, wiring: {1: plgu}}\n",
+            4,
+            "wired to unknown device 'plgu'",
+        ),
         ("spec: 2\nid: t\ndevices: {}\n", 1, "this hil reads spec 1; upgrade hil"),
         ("id: t\ndevices: {}\n", 1, "missing 'spec: 1'"),
-        (GOOD_HEAD + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c, bitrate: fast}}\n",
-         4, "devices.ev.can.bitrate"),
+        (
+            GOOD_HEAD
+            + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c, bitrate: fast}}\n",
+            4,
+            "devices.ev.can.bitrate",
+        ),
     ],
 )
 def test_bench_mistakes_are_located(tmp_path: Path, body: str, line: int, words: str) -> None:
@@ -86,7 +117,9 @@ def test_defect_override_must_name_a_device_and_defect() -> None:
 
 
 def test_serial_path_that_does_not_exist(tmp_path: Path) -> None:
-    path = _bench(tmp_path, GOOD_HEAD + "  plug: {type: smart_plug, serial: {port: /dev/hil-no-such-tty}}\n")
+    path = _bench(
+        tmp_path, GOOD_HEAD + "  plug: {type: smart_plug, serial: {port: /dev/hil-no-such-tty}}\n"
+    )
     with pytest.raises(TransportOpenError) as err:
         open_bench(path)
     assert err.value.device == "plug"
@@ -97,7 +130,8 @@ def test_instrument_that_refuses_the_connection(tmp_path: Path, unused_tcp_port:
     resource = f"TCPIP::127.0.0.1::{unused_tcp_port}::SOCKET"
     path = _bench(
         tmp_path,
-        GOOD_HEAD + f"  pa: {{type: power_analyzer, visa: {{resource: '{resource}', timeout_s: 2}}}}\n",
+        GOOD_HEAD
+        + f"  pa: {{type: power_analyzer, visa: {{resource: '{resource}', timeout_s: 2}}}}\n",
     )
     with pytest.raises(TransportOpenError) as err:
         open_bench(path)

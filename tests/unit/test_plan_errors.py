@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,9 @@ def test_shipped_plans_resolve(definitions: dict[str, DeviceDefinition]) -> None
         assert resolved.steps
 
 
-def test_values_are_coerced_to_what_drivers_report(definitions: dict[str, DeviceDefinition]) -> None:
+def test_values_are_coerced_to_what_drivers_report(
+    definitions: dict[str, DeviceDefinition],
+) -> None:
     e1 = resolve_plan(load_plan(PLANS / "safety" / "E1-speed-auto-lock.yaml"), definitions)
     drive = e1.steps[0].action
     assert isinstance(drive, Stimulus)
@@ -57,35 +58,66 @@ steps:
 @pytest.mark.parametrize(
     ("steps", "line", "words"),
     [
-        ("  - send: {message: ev.HIL_VehicleSim, signals: {TargetSped: 3}}\n", 6,
-         "no signal 'TargetSped'; did you mean 'TargetSpeed'?"),
-        ("  - expect: {signal: ev.BODY_Status.LockFX, equals: LOCKED, within: 1 s}\n", 6,
-         "unknown signal 'BODY_Status.LockFX'"),
-        ("  - expect: {signal: evv.BODY_Status.LockFL, equals: LOCKED, within: 1 s}\n", 6,
-         "unknown device 'evv'; did you mean 'ev'?"),
-        ("  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKD, within: 1 s}\n", 6,
-         "LOCKED"),
-        ("  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED, within: 0 s}\n", 6,
-         "greater than 0"),
-        ("  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED, within: soon}\n", 6,
-         "cannot read 'soon' as a duration"),
-        ("  - expect: {signal: ev.DRIVE_Status.VehicleSpeed, min: 30, max: 20, within: 1 s}\n", 6,
-         "min 30 > max 20"),
-        ("  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED}\n", 6,
-         "exactly one of 'within'"),
-        ("  - wait: {duration: 1 s}\n    send: {message: ev.BODY_LockCmd}\n", 6,
-         "exactly one of"),
-        ("  - measure: {signal: power_analyzer.P, duration: 5 s, limit: {min: 2, max: 1}}\n", 6,
-         "impossible limit: min 2 is greater than max 1"),
-        ("  - set: {target: smart_plug.load_current, value: 12 V}\n", 6,
-         "unit 'V' does not convert to 'A'"),
-        ("  - set: {target: smart_plug.switch.onn, value: true}\n", 6,
-         "did you mean 'switch.on'"),
-        ("  - id: a\n    wait: {duration: 1}\n  - id: a\n    wait: {duration: 1}\n", 8,
-         "duplicate step id 'a'"),
+        (
+            "  - send: {message: ev.HIL_VehicleSim, signals: {TargetSped: 3}}\n",
+            6,
+            "no signal 'TargetSped'; did you mean 'TargetSpeed'?",
+        ),
+        (
+            "  - expect: {signal: ev.BODY_Status.LockFX, equals: LOCKED, within: 1 s}\n",
+            6,
+            "unknown signal 'BODY_Status.LockFX'",
+        ),
+        (
+            "  - expect: {signal: evv.BODY_Status.LockFL, equals: LOCKED, within: 1 s}\n",
+            6,
+            "unknown device 'evv'; did you mean 'ev'?",
+        ),
+        ("  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKD, within: 1 s}\n", 6, "LOCKED"),
+        (
+            "  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED, within: 0 s}\n",
+            6,
+            "greater than 0",
+        ),
+        (
+            "  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED, within: soon}\n",
+            6,
+            "cannot read 'soon' as a duration",
+        ),
+        (
+            "  - expect: {signal: ev.DRIVE_Status.VehicleSpeed, min: 30, max: 20, within: 1 s}\n",
+            6,
+            "min 30 > max 20",
+        ),
+        (
+            "  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED}\n",
+            6,
+            "exactly one of 'within'",
+        ),
+        ("  - wait: {duration: 1 s}\n    send: {message: ev.BODY_LockCmd}\n", 6, "exactly one of"),
+        (
+            "  - measure: {signal: power_analyzer.P, duration: 5 s, limit: {min: 2, max: 1}}\n",
+            6,
+            "impossible limit: min 2 is greater than max 1",
+        ),
+        (
+            "  - set: {target: smart_plug.load_current, value: 12 V}\n",
+            6,
+            "unit 'V' does not convert to 'A'",
+        ),
+        ("  - set: {target: smart_plug.switch.onn, value: true}\n", 6, "did you mean 'switch.on'"),
+        (
+            "  - id: a\n    wait: {duration: 1}\n  - id: a\n    wait: {duration: 1}\n",
+            8,
+            "duplicate step id 'a'",
+        ),
         ("  - wait: {duration: 1, extra: 2}\n", 6, "unknown key 'extra'"),
-        ("  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED, within: 1 s,"
-         " after: {signal: ev.DRIVE_Status.VehicleSpeed}}\n", 6, "exactly one of rising_through"),
+        (
+            "  - expect: {signal: ev.BODY_Status.LockFL, equals: LOCKED, within: 1 s,"
+            " after: {signal: ev.DRIVE_Status.VehicleSpeed}}\n",
+            6,
+            "exactly one of rising_through",
+        ),
     ],
 )
 def test_plan_mistakes_are_located(
@@ -102,7 +134,9 @@ def test_plan_mistakes_are_located(
 
 def test_device_not_on_the_bench(tmp_path: Path, definitions: dict[str, DeviceDefinition]) -> None:
     path = tmp_path / "plan.yaml"
-    path.write_text(BASE.replace("power_analyzer]", "power_analyser]") + "  - wait: {duration: 1}\n")
+    path.write_text(
+        BASE.replace("power_analyzer]", "power_analyser]") + "  - wait: {duration: 1}\n"
+    )
     with pytest.raises(PlanError) as err:
         resolve_plan(load_plan(path), definitions)
     assert str(err.value).startswith(f"{path}:4:")
