@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -214,6 +214,8 @@ class MiotModuleDriver:
             for name, prop, code, value in _parse_get_result(self._by_ids, line.args):
                 if code == 0 and prop is not None:
                     self._add(name, Sample(t, prop.normalize(value)))
+        elif line.command == "result" and request.words[0] == "set_properties":
+            self._observe_writes(t, request.words[1:], line.args)
 
     def _resolve_version(self, t: float, line: Line) -> None:
         # the answer to MIIO_mcu_version_req is a fresh mcu_version line, not a result
@@ -223,6 +225,18 @@ class MiotModuleDriver:
                     self._inflight.remove(request)
                     request.reply, request.t_reply = line, t
                     request.done.set()
+
+    def _observe_writes(self, t: float, sent: Sequence[Value], args: tuple[Value, ...]) -> None:
+        # result code 0 to a write means the MCU applied it: that is an observation
+        # of the new value, at the time of the answer (the properties_changed
+        # report may follow up to a second later, by the platform's rate rule)
+        written = {(s, p): v for s, p, v in zip(sent[::3], sent[1::3], sent[2::3], strict=False)}
+        for siid, piid, code in zip(args[::3], args[1::3], args[2::3], strict=False):
+            known = (
+                self._by_ids.get((int(siid), int(piid))) if is_int(siid) and is_int(piid) else None
+            )
+            if known is not None and code == 0 and (siid, piid) in written:
+                self._add(known[0], Sample(t, known[1].normalize(written[(siid, piid)])))
 
     def _observe_changes(self, t: float, args: tuple[Value, ...]) -> None:
         for siid, piid, value in zip(args[::3], args[1::3], args[2::3], strict=True):

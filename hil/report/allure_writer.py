@@ -35,7 +35,7 @@ _ATTACHMENT_TYPES = {
 }
 
 
-class _Failed(Exception):
+class _Failed(AssertionError):
     """Marks an Allure step as failed, carrying the step's message."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,7 @@ def test_certify_with_a_defect_exits_nonzero_and_names_the_plan(tmp_path: Path) 
         str(ALLURE),
     )
     assert proc.returncode == 1
-    assert "E1  FAILED" in proc.stdout
+    assert re.search(r"^  E1 +FAILED +Speed auto-lock$", proc.stdout, re.MULTILINE), proc.stdout
     assert "verdict: NOT ALL PLANS PASSED" in proc.stdout
 
 
@@ -69,7 +70,7 @@ def test_certify_with_a_defect_exits_nonzero_and_names_the_plan(tmp_path: Path) 
         (
             "spec: 1\nid: x\ndevices:\n  ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n"
             "  ev: {type: ev}\n",
-            "bench.yaml:5:1: duplicate key 'ev' (first at line 4)",
+            "bench.yaml:5:3: duplicate key 'ev' (first at line 4)",
         ),
         (
             "spec: 1\nid: x\ndevices:\n  plug: {type: smart_plug, serial: {port: /dev/hil-nope}}\n",
