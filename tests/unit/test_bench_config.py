@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
+import can
 import pytest
+import serial
+from pyvisa_py.tcpip import TCPIPSocketSession
 
 from hil.bench.bench import Bench, open_bench
 from hil.bench.loader import load_bench
 from hil.errors import BenchError, HilError, TransportOpenError
+from hil.transports.can import CanTransport
+from hil.transports.serial import SerialTransport
+from hil.transports.visa import VisaTransport
 from tests.conftest import EMULATED_BENCH, LAB_BENCH
 
 
@@ -146,3 +153,16 @@ def test_open_bench_starts_and_stops_every_emulator() -> None:
         assert all("error" not in i for i in ids.values()), ids
         with pytest.raises(HilError, match="did you mean 'ev'"):
             bench.get("evv")
+        # the lab's code path: a python-can Bus, a tty opened by path, a pyvisa-py socket
+        can_t = bench.transports["ev"]
+        assert isinstance(can_t, CanTransport)
+        assert isinstance(can_t._bus, can.BusABC) and can_t._bus.channel_info.startswith("Virtual")
+        ser_t = bench.transports["smart_plug"]
+        assert isinstance(ser_t, SerialTransport)
+        assert isinstance(ser_t._port, serial.Serial) and ser_t._port.port == ser_t.url
+        assert ser_t.url.startswith("/dev/pts/") and os.isatty(ser_t._port.fileno())
+        visa_t = bench.transports["power_analyzer"]
+        assert isinstance(visa_t, VisaTransport) and visa_t._inst is not None
+        session = visa_t._inst.visalib.sessions[visa_t._inst.session]  # type: ignore[attr-defined]
+        assert isinstance(session, TCPIPSocketSession)
+        assert visa_t.resource.startswith("TCPIP::127.0.0.1::")
