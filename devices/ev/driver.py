@@ -7,6 +7,7 @@ sides can never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -47,13 +48,17 @@ def e2e_profile() -> E2EProfile:
 
 def ev_definition(settings: Mapping[str, Any]) -> DeviceDefinition:
     """The EV's signals and stimuli, from its DBC; opens nothing."""
-    return can_definition(
+    definition = can_definition(
         load_database(),
         type_name=TYPE_NAME,
         bench_nodes=BENCH_NODES,
         e2e=e2e_profile(),
         files=(DBC_PATH,),
-        capabilities=frozenset({"can", "vehicle_sim", "door_locks", "battery"}),
+        capabilities=frozenset({"can", "vehicle_sim", "door_locks", "battery", "e2e", "auto_lock"}),
+    )
+    # capabilities other variants of the car may declare in a bench file
+    return dataclasses.replace(
+        definition, known_capabilities=frozenset({"uds", "can_fd", "fd_only", "ac_charging"})
     )
 
 

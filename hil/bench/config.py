@@ -63,6 +63,10 @@ class DeviceConfig(Strict):
     wiring: dict[str, str] = Field(
         default_factory=dict, description="instrument channel → device whose mains feed it measures"
     )
+    capabilities: list[str] | None = Field(
+        None,
+        description="what this device supports (replaces the type's defaults), like Matter's PICS",
+    )
 
     @field_validator("wiring", mode="before")
     @classmethod
@@ -93,6 +97,14 @@ class BenchConfig(Strict):
         description="measurement and wait durations are multiplied by this on emulated benches",
     )
     devices: dict[DeviceName, DeviceConfig]
+    answers: str | None = Field(
+        None,
+        description="answers file for operator prompts on unattended runs (relative to this file)",
+    )
+    parameters: dict[str, dict[str, Scalar]] = Field(
+        default_factory=dict,
+        description="plan parameter overrides: plan id (or '*' for every plan) → name → value",
+    )
 
     @field_validator("devices")
     @classmethod

@@ -82,6 +82,13 @@ class DeviceDefinition:
     transport: TransportKind
     signals: Mapping[str, SignalInfo]
     stimuli: Mapping[str, StimulusInfo]
-    capabilities: frozenset[str] = frozenset()
+    capabilities: frozenset[str] = frozenset()  # what this type has unless the bench says
     files: tuple[Path, ...] = ()  # definition files whose hashes go into reports
     identity_fields: tuple[str, ...] = ("model", "serial", "firmware")
+    # capabilities a device of this type may have (a bench file declares which it
+    # has, like Matter's PICS); a plan naming any other capability is a load error
+    known_capabilities: frozenset[str] = frozenset()
+
+    @property
+    def all_capabilities(self) -> frozenset[str]:
+        return self.capabilities | self.known_capabilities

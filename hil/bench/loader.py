@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hil.bench.config import AUTO, SUPPORTED_SPEC, BenchConfig, DeviceConfig
 from hil.bench.definition import DeviceDefinition
@@ -26,6 +27,21 @@ class LoadedBench:
     @property
     def id(self) -> str:
         return self.config.id
+
+    def capabilities(self) -> dict[str, frozenset[str]]:
+        """What each device supports: the bench's declaration, else the type's defaults."""
+        defs = self.definitions()
+        return {
+            name: frozenset(dev.capabilities)
+            if dev.capabilities is not None
+            else defs[name].capabilities
+            for name, dev in self.config.devices.items()
+        }
+
+    def parameter_overrides(self, plan_id: str) -> dict[str, Any]:
+        """The bench's parameter values for ``plan_id`` ('*' first, then the plan's own)."""
+        params = self.config.parameters
+        return {**params.get("*", {}), **params.get(plan_id, {})}
 
     def definitions(self) -> dict[str, DeviceDefinition]:
         """Each device's definition; nothing is opened."""
@@ -117,6 +133,16 @@ def _check_device(name: str, dev: DeviceConfig, config: BenchConfig, locs: Locat
                 f"device {name!r}: unknown defect {defect!r}; "
                 + did_you_mean(defect, dtype.defects),
             )
+    if dev.capabilities is not None:
+        known = dtype.definition(dev.settings).all_capabilities
+        for i, cap in enumerate(dev.capabilities):
+            if cap not in known:
+                raise locs.error(
+                    BenchError,
+                    (*here, "capabilities", i),
+                    f"device {name!r}: unknown capability {cap!r} for type {dev.type!r}; "
+                    + did_you_mean(cap, known),
+                )
     for channel, target in dev.wiring.items():
         if target not in config.devices:
             raise locs.error(

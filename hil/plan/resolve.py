@@ -1,167 +1,76 @@
-"""Check a plan against a bench's device definitions, before any device moves.
+"""Check a plan instance against a bench, before any device moves.
 
-Every name (device, signal, stimulus, field) is looked up with a "did you
-mean"; every value is coerced to what the driver reports (value-table names
-to numbers, ``"12 A"`` to amps). The result is what the runner executes.
+Every name (device, signal, stimulus, field, capability, parameter, saved
+value) is looked up with a "did you mean"; every value is coerced to what
+the driver reports (value-table names to numbers, ``"12 A"`` to amps). The
+result is what the runner executes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from hil.bench.definition import DeviceDefinition, SignalInfo
 from hil.errors import PlanError, did_you_mean
+from hil.expressions import Expression, ExpressionError, parse
 from hil.measure.limits import Limit
-from hil.plan.loader import LoadedPlan
-from hil.plan.model import Anchor, Call, Constraint, Expect, Measure, Send, Set, Step, Wait
+from hil.plan.conditions import Computed, Condition
+from hil.plan.loader import PlanInstance
+from hil.plan.model import (
+    Anchor,
+    Call,
+    Constraint,
+    Expect,
+    Group,
+    Measure,
+    Prompt,
+    Send,
+    Set,
+    Step,
+    Wait,
+)
+from hil.plan.resolved import (
+    Action,
+    Block,
+    Expectation,
+    InvariantCheck,
+    Measurement,
+    Pause,
+    Question,
+    ResolvedPlan,
+    ResolvedStep,
+    SignalRef,
+    Stimulus,
+    Trigger,
+)
 from hil.units import convert, split_quantity
 
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class SignalRef:
-    device: str
-    name: str
-    info: SignalInfo
-
-    @property
-    def text(self) -> str:
-        return f"{self.device}.{self.name}"
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A resolved constraint: values already in the units drivers report."""
-
-    equals: Any = None
-    not_: Any = None
-    minimum: float | None = None
-    maximum: float | None = None
-    one_of: tuple[Any, ...] | None = None
-
-    def holds(self, value: Any) -> bool:
-        if value is None:
-            return False
-        if self.equals is not None and value != self.equals:
-            return False
-        if self.not_ is not None and value == self.not_:
-            return False
-        if self.minimum is not None and not (_num(value) and value >= self.minimum):
-            return False
-        if self.maximum is not None and not (_num(value) and value <= self.maximum):
-            return False
-        return not (self.one_of is not None and value not in self.one_of)
-
-    def describe(self, info: SignalInfo) -> str:
-        parts = []
-        if self.equals is not None:
-            parts.append(f"= {info.label(self.equals)}")
-        if self.not_ is not None:
-            parts.append(f"≠ {info.label(self.not_)}")
-        if self.minimum is not None:
-            parts.append(f"≥ {info.label(self.minimum)}")
-        if self.maximum is not None:
-            parts.append(f"≤ {info.label(self.maximum)}")
-        if self.one_of is not None:
-            parts.append("in {" + ", ".join(info.label(v) for v in self.one_of) + "}")
-        return " and ".join(parts)
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class Trigger:
-    signal: SignalRef
-    rising_through: float | None
-    falling_through: float | None
-    equals: Any
-    timeout: float
-
-    def describe(self) -> str:
-        if self.rising_through is not None:
-            return f"{self.signal.text} rose through {self.signal.info.label(self.rising_through)}"
-        if self.falling_through is not None:
-            return f"{self.signal.text} fell through {self.signal.info.label(self.falling_through)}"
-        return f"{self.signal.text} = {self.signal.info.label(self.equals)}"
-
-
-@dataclass(frozen=True)
-class Stimulus:
-    device: str
-    stimulus: str
-    values: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Expectation:
-    signals: tuple[SignalRef, ...]
-    condition: Condition
-    within: float | None
-    stays_for: float | None
-    after: Trigger | None
-
-    def describe(self) -> str:
-        what = " and ".join(f"{s.text} {self.condition.describe(s.info)}" for s in self.signals)
-        if self.stays_for is not None:
-            return f"{what} for {self.stays_for:g} s"
-        anchor = f" after {self.after.describe()}" if self.after else ""
-        return f"{what} within {self.within:g} s{anchor}"
-
-
-@dataclass(frozen=True)
-class Measurement:
-    signal: SignalRef
-    duration: float
-    interval: float
-    statistic: str
-    settle: float
-    limit: Limit
-
-
-@dataclass(frozen=True)
-class Pause:
-    duration: float
-
-
-Action = Stimulus | Expectation | Measurement | Pause
-
-
-@dataclass(frozen=True)
-class ResolvedStep:
-    section: str
-    index: int
-    id: str
-    title: str
-    kind: str
-    action: Action
-    line: int | None
-
-
-@dataclass(frozen=True)
-class ResolvedPlan:
-    loaded: LoadedPlan
-    setup: tuple[ResolvedStep, ...]
-    steps: tuple[ResolvedStep, ...]
-    teardown: tuple[ResolvedStep, ...]
-
-    @property
-    def devices(self) -> list[str]:
-        return list(self.loaded.plan.devices)
-
-
 class _Resolver:
-    def __init__(self, loaded: LoadedPlan, definitions: Mapping[str, DeviceDefinition]) -> None:
-        self.loaded = loaded
+    def __init__(
+        self,
+        instance: PlanInstance,
+        definitions: Mapping[str, DeviceDefinition],
+        capabilities: Mapping[str, frozenset[str]],
+    ) -> None:
+        self.instance = instance
+        self.locs = instance.loaded.locations
         self.defs = definitions
-        self.plan_devices = set(loaded.plan.devices)
+        self.caps = capabilities
+        self.plan_devices = set(instance.plan.devices)
+        self.saved: set[str] = set()
+        self.signals: dict[str, SignalRef] = {}
 
-    def fail(self, loc: Loc, message: str) -> PlanError:
-        return self.loaded.locations.error(PlanError, loc, message)  # type: ignore[return-value]
+    def fail(self, loc: Loc, message: str, column: int | None = None) -> PlanError:
+        line, col = self.locs.find(loc)
+        if column is not None and col is not None:
+            col = col + column - 1
+        return PlanError(message, file=self.locs.file, line=line, column=col)
+
+    # --- names ------------------------------------------------------------------------
 
     def device(self, name: str, loc: Loc) -> DeviceDefinition:
         if name not in self.defs:
@@ -179,9 +88,41 @@ class _Resolver:
                 f"unknown signal {name!r} on {device!r} ({definition.type_name}); "
                 + did_you_mean(name, definition.signals),
             )
-        return SignalRef(device, name, definition.signals[name])
+        found = SignalRef(device, name, definition.signals[name])
+        self.signals[found.text] = found
+        return found
+
+    def expression(self, source: str, loc: Loc, offset: int = 0) -> Expression:
+        """A runtime expression; every name must be a parameter, saved value or signal."""
+        try:
+            expr = parse(source)
+        except ExpressionError as err:
+            raise self.fail(loc, f"in {source!r}: {err.reason}", offset + int(err.column)) from None
+        params = self.instance.values
+        for name, column in expr.names():
+            if name in params or name in self.saved:
+                continue
+            device, _, signal = name.partition(".")
+            if device in self.plan_devices and device in self.defs and signal:
+                if signal in self.defs[device].signals:
+                    self.signal(name, loc)
+                    continue
+                hint = did_you_mean(signal, self.defs[device].signals)
+            else:
+                known = [*params, *self.saved, *self.plan_devices]
+                hint = did_you_mean(name, known)
+            raise self.fail(loc, f"in {source!r}: unknown name {name!r}; {hint}", offset + column)
+        return expr
+
+    def computed(self, value: Any, loc: Loc) -> Computed | None:
+        if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+            return Computed(self.expression(value[2:-1], loc, 3))
+        return None
 
     def value(self, info: SignalInfo, value: Any, loc: Loc) -> Any:
+        computed = self.computed(value, loc)
+        if computed is not None:
+            return computed
         try:
             if isinstance(value, str) and value not in info.choices:
                 q = split_quantity(value)
@@ -191,21 +132,146 @@ class _Resolver:
         except ValueError as err:
             raise self.fail(loc, str(err)) from err
 
+    def requirement(self, source: str | None, loc: Loc) -> str | None:
+        """Why the bench cannot run this (plan or step), or None; typos are errors."""
+        if source is None:
+            return None
+        try:
+            expr = parse(source)
+        except ExpressionError as err:
+            raise self.fail(loc, f"in require {source!r}: {err.reason}", int(err.column)) from None
+        for name, column in expr.names():
+            device, _, cap = name.partition(".")
+            if device not in self.plan_devices:
+                raise self.fail(
+                    loc,
+                    f"require names {name!r}: write device.capability with a device of this "
+                    f"plan; " + did_you_mean(device, self.plan_devices),
+                    column,
+                )
+            known = self.defs[device].all_capabilities if device in self.defs else frozenset()
+            if cap not in known:
+                raise self.fail(
+                    loc,
+                    f"unknown capability {cap!r} of {device!r}; " + did_you_mean(cap, known),
+                    column,
+                )
+        try:
+            met = expr.evaluate(
+                lambda n: n.partition(".")[2] in self.caps.get(n.partition(".")[0], ())
+            )
+        except ExpressionError as err:
+            raise self.fail(loc, f"in require {source!r}: {err.reason}", int(err.column)) from None
+        if met is True:
+            return None
+        missing = sorted(
+            n
+            for n, _ in expr.names()
+            if n.partition(".")[2] not in self.caps.get(n.partition(".")[0], ())
+        )
+        lacks = f"; the bench lacks {', '.join(missing)}" if missing else ""
+        return f"requires {source}{lacks}"
+
+    # --- constraints ------------------------------------------------------------------
+
     def condition(self, c: Constraint, info: SignalInfo, loc: Loc) -> Condition:
-        def conv(v: Any, key: str) -> Any:
+        def conv(key: str) -> Any:
+            v = c.given().get(key)
             return None if v is None else self.value(info, v, (*loc, key))
 
-        for key in ("min", "max"):
-            if getattr(c, key) is not None and info.kind not in ("number", "enum"):
+        for key in ("min", "max", "rising_through", "falling_through"):
+            if c.given().get(key) is not None and info.kind not in ("number", "enum"):
                 raise self.fail((*loc, key), f"{info.name} is {info.kind}; '{key}' needs a number")
+        tol, tol_pct = None, None
+        if c.tolerance is not None:
+            tol, tol_pct = self._tolerance(c.tolerance, info, (*loc, "tolerance"))
         return Condition(
-            equals=conv(c.equals, "equals"),
-            not_=conv(c.not_, "not"),
-            minimum=c.min,
-            maximum=c.max,
+            equals=conv("equals"),
+            not_=conv("not"),
+            minimum=conv("min"),
+            maximum=conv("max"),
             one_of=None
             if c.one_of is None
             else tuple(self.value(info, v, (*loc, "one_of", i)) for i, v in enumerate(c.one_of)),
+            any_of=None
+            if c.any_of is None
+            else tuple(
+                self.condition(sub, info, (*loc, "any_of", i)) for i, sub in enumerate(c.any_of)
+            ),
+            tolerance=tol,
+            tolerance_percent=tol_pct,
+            changes=bool(c.changes),
+            unchanged=bool(c.unchanged),
+            rising_through=conv("rising_through"),
+            falling_through=conv("falling_through"),
+        )
+
+    def _tolerance(self, raw: Any, info: SignalInfo, loc: Loc) -> tuple[Any, Any]:
+        if isinstance(raw, int | float):
+            return raw, None
+        computed = self.computed(raw, loc)
+        if computed is not None:
+            return computed, None
+        text = str(raw).strip()
+        if text.endswith("%"):
+            try:
+                return None, float(text[:-1])
+            except ValueError:
+                raise self.fail(
+                    loc, f"cannot read tolerance {raw!r}; write e.g. 1 % or 0.5 A"
+                ) from None
+        return self.value(info, text, loc), None
+
+    # --- steps ------------------------------------------------------------------------
+
+    def steps(self, section: str, steps: Sequence[Step], base: Loc) -> tuple[ResolvedStep, ...]:
+        return tuple(self.step(section, i, s, (*base, i)) for i, s in enumerate(steps))
+
+    def step(self, section: str, index: int, step: Step, loc: Loc) -> ResolvedStep:
+        skip = self.requirement(step.require, (*loc, "require"))
+        base: Loc = (*loc, step.kind)
+        body = step.action
+        children: tuple[ResolvedStep, ...] = ()
+        action: Action
+        if isinstance(body, Send):
+            action = self._fields(body.message, body.signals, ("message",), base, "signals")
+        elif isinstance(body, Set):
+            action = self.stimulus(
+                body.target,
+                {"value": body.value},
+                ("property", "input", "setting"),
+                (*base, "target"),
+            )
+        elif isinstance(body, Call):
+            action = self._fields(body.action, body.args, ("action",), base, "args")
+        elif isinstance(body, Expect):
+            action = self._expect(body, base)
+        elif isinstance(body, Measure):
+            action = self._measure(body, base)
+        elif isinstance(body, Prompt):
+            action = Question(
+                body, body.expect if body.expect is not None else _default_answer(body)
+            )
+        elif isinstance(body, Group):
+            action = Block(body.name)
+            children = self.steps(section, body.steps, (*base, "steps"))
+        else:
+            assert isinstance(body, Wait)
+            action = Pause(body.duration)
+        if step.save_as is not None:
+            self.saved.add(step.save_as)
+        line, _ = self.locs.find(loc)
+        return ResolvedStep(
+            section,
+            index,
+            step.id or f"{section}-{'.'.join(str(p + 1) for p in loc if isinstance(p, int))}",
+            step.name or _title(step.kind, action),
+            step.kind,
+            action,
+            line,
+            skip,
+            step.save_as,
+            children,
         )
 
     def stimulus(
@@ -222,77 +288,41 @@ class _Resolver:
                 + did_you_mean(name, choices),
             )
         out: dict[str, Any] = {}
-        for field, raw in values.items():
-            finfo = info.fields.get(field)
+        for fname, raw in values.items():
+            finfo = info.fields.get(fname)
             if finfo is None:
                 raise self.fail(
-                    (*loc[:-1], field) if loc[-1] != "value" else loc,
-                    f"{ref} has no field {field!r}; " + did_you_mean(field, info.fields),
+                    loc, f"{ref} has no field {fname!r}; " + did_you_mean(fname, info.fields)
                 )
-            out[field] = self.value(finfo, raw, loc)
-        return Stimulus(device, name, out)
+            vloc = loc if fname == "value" else (*loc[:-1], fname)
+            out[fname] = self.value(finfo, raw, vloc if fname == "value" else loc)
+        shown = {k: _shown(info.fields[k], v) for k, v in out.items()}
+        return Stimulus(device, name, out, shown)
 
-    def step(self, section: str, index: int, step: Step) -> ResolvedStep:
-        base: Loc = (section, index, step.kind)
-        body = step.action
-        action: Action
-        if isinstance(body, Send):
-            action = self._send(body, base)
-        elif isinstance(body, Set):
-            action = self.stimulus(
-                body.target,
-                {"value": body.value},
-                ("property", "input", "setting"),
-                (*base, "target"),
-            )
-        elif isinstance(body, Call):
-            action = self._call(body, base)
-        elif isinstance(body, Expect):
-            action = self._expect(body, base)
-        elif isinstance(body, Measure):
-            action = self._measure(body, base)
-        else:
-            assert isinstance(body, Wait)
-            action = Pause(body.duration)
-        step_id = step.id or f"{section}-{index + 1}"
-        line, _ = self.loaded.locations.find((section, index))
-        title = step.name or _title(step.kind, action)
-        return ResolvedStep(section, index, step_id, title, step.kind, action, line)
-
-    def _send(self, body: Send, base: Loc) -> Stimulus:
-        stim = self.stimulus(body.message, {}, ("message",), (*base, "message"))
+    def _fields(
+        self, ref: str, values: Mapping[str, Any], kinds: Sequence[str], base: Loc, key: str
+    ) -> Stimulus:
+        head = "message" if key == "signals" else "action"
+        stim = self.stimulus(ref, {}, kinds, (*base, head))
         info = self.defs[stim.device].stimuli[stim.stimulus]
-        values: dict[str, Any] = {}
-        for field, raw in body.signals.items():
-            if field not in info.fields:
+        out: dict[str, Any] = {}
+        for fname, raw in values.items():
+            if fname not in info.fields:
+                what = "signal" if key == "signals" else "argument"
                 raise self.fail(
-                    (*base, "signals", field),
-                    f"message {stim.stimulus!r} has no signal {field!r}; "
-                    + did_you_mean(field, info.fields),
+                    (*base, key, fname),
+                    f"{head} {stim.stimulus!r} has no {what} {fname!r}; "
+                    + did_you_mean(fname, info.fields),
                 )
-            values[field] = self.value(info.fields[field], raw, (*base, "signals", field))
-        return Stimulus(stim.device, stim.stimulus, values)
-
-    def _call(self, body: Call, base: Loc) -> Stimulus:
-        stim = self.stimulus(body.action, {}, ("action",), (*base, "action"))
-        info = self.defs[stim.device].stimuli[stim.stimulus]
-        values = {}
-        for field, raw in body.args.items():
-            if field not in info.fields:
-                raise self.fail(
-                    (*base, "args", field),
-                    f"action {stim.stimulus!r} has no argument {field!r}; "
-                    + did_you_mean(field, info.fields),
-                )
-            values[field] = self.value(info.fields[field], raw, (*base, "args", field))
-        return Stimulus(stim.device, stim.stimulus, values)
+            out[fname] = self.value(info.fields[fname], raw, (*base, key, fname))
+        shown = {k: _shown(info.fields[k], v) for k, v in out.items()}
+        return Stimulus(stim.device, stim.stimulus, out, shown)
 
     def _expect(self, body: Expect, base: Loc) -> Expectation:
-        refs = body.refs()
-        keyname = "signal" if body.signal else "signals"
+        key = "signal" if body.signal else "signals"
         signals = tuple(
-            self.signal(r, (*base, keyname) if body.signal else (*base, keyname, i))
-            for i, r in enumerate(refs)
+            self.signal(r, (*base, key) if body.signal else (*base, key, i))
+            for i, r in enumerate(body.refs())
         )
         condition = self.condition(body, signals[0].info, base)
         for s in signals[1:]:  # every listed signal must accept the same constraint values
@@ -302,13 +332,14 @@ class _Resolver:
 
     def _anchor(self, a: Anchor, loc: Loc) -> Trigger:
         ref = self.signal(a.signal, (*loc, "signal"))
-        for key in ("rising_through", "falling_through"):
-            if getattr(a, key) is not None and ref.info.kind not in ("number", "enum"):
-                raise self.fail(
-                    (*loc, key), f"{ref.text} is {ref.info.kind}; '{key}' needs a number"
-                )
-        equals = None if a.equals is None else self.value(ref.info, a.equals, (*loc, "equals"))
-        return Trigger(ref, a.rising_through, a.falling_through, equals, a.timeout)
+        c = Constraint.model_validate(
+            {
+                k: v
+                for k, v in a.model_dump().items()
+                if k in ("rising_through", "falling_through", "equals") and v is not None
+            }
+        )
+        return Trigger(ref, self.condition(c, ref.info, loc), a.timeout)
 
     def _measure(self, body: Measure, base: Loc) -> Measurement:
         ref = self.signal(body.signal, (*base, "signal"))
@@ -317,23 +348,28 @@ class _Resolver:
                 (*base, "signal"), f"{ref.text} is {ref.info.kind}; measure needs a number"
             )
         spec = body.limit
-        unit = spec.unit or ref.info.unit
         factor = 1.0
         if spec.unit and ref.info.unit and spec.unit != ref.info.unit:
             try:
                 factor = convert(1.0, spec.unit, ref.info.unit)
             except ValueError as err:
                 raise self.fail((*base, "limit", "unit"), str(err)) from err
-
-        def scaled(v: float | None) -> float | None:
-            return None if v is None else v * factor
-
+        bounds: dict[str, float | None] = {}
+        for key in ("min", "max", "marginal_min", "marginal_max"):
+            v = getattr(spec, key)
+            if isinstance(v, str):
+                raise self.fail(
+                    (*base, "limit", key),
+                    "measurement limits must be known before the run: "
+                    "use parameters in ${…}, not saved values or signals",
+                )
+            bounds[key] = None if v is None else v * factor
         limit = Limit(
-            scaled(spec.min),
-            scaled(spec.max),
-            scaled(spec.marginal_min),
-            scaled(spec.marginal_max),
-            ref.info.unit or unit,
+            bounds["min"],
+            bounds["max"],
+            bounds["marginal_min"],
+            bounds["marginal_max"],
+            ref.info.unit or spec.unit,
         )
         problem = limit.check()
         if problem:
@@ -342,31 +378,68 @@ class _Resolver:
             raise self.fail((*base, "interval"), "interval is longer than the measurement duration")
         return Measurement(ref, body.duration, body.interval, body.statistic, body.settle, limit)
 
+    def invariants(self) -> tuple[InvariantCheck, ...]:
+        out = []
+        for i, inv in enumerate(self.instance.plan.invariants):
+            loc: Loc = ("invariants", i, "always")
+            before, self.signals = self.signals, {}
+            expr = self.expression(inv.always, loc)
+            refs = tuple(self.signals.values())
+            self.signals = {**before, **self.signals}
+            if not refs:
+                raise self.fail(loc, "an invariant must name at least one signal to watch")
+            line, _ = self.locs.find(loc)
+            out.append(InvariantCheck(inv.id, inv.name or inv.always, expr, refs, line))
+        return tuple(out)
+
+
+def _shown(info: SignalInfo, value: Any) -> str:
+    return str(value) if isinstance(value, Computed) else info.label(value)
+
+
+def _default_answer(p: Prompt) -> Any:
+    return True if p.kind == "confirm" else None
+
 
 def _title(kind: str, action: Action) -> str:
     if isinstance(action, Stimulus):
-        vals = ", ".join(f"{k}={v}" for k, v in action.values.items())
+        vals = ", ".join(f"{k}={action.shown.get(k, v)}" for k, v in action.values.items())
         return f"{kind} {action.device}.{action.stimulus}" + (f" ({vals})" if vals else "")
     if isinstance(action, Expectation):
         return f"expect {action.describe()}"
     if isinstance(action, Measurement):
         return f"measure {action.signal.text} {action.statistic} over {action.duration:g} s"
+    if isinstance(action, Question):
+        return f"{action.prompt.kind}: {action.prompt.message}"
+    if isinstance(action, Block):
+        return action.name
     assert isinstance(action, Pause)
     return f"wait {action.duration:g} s"
 
 
-def resolve_plan(loaded: LoadedPlan, definitions: Mapping[str, DeviceDefinition]) -> ResolvedPlan:
-    """Check ``loaded`` against the bench; raises ``PlanError`` at the first problem."""
-    r = _Resolver(loaded, definitions)
-    for i, device in enumerate(loaded.plan.devices):
+def resolve_plan(
+    instance: PlanInstance,
+    definitions: Mapping[str, DeviceDefinition],
+    capabilities: Mapping[str, frozenset[str]] | None = None,
+) -> ResolvedPlan:
+    """Check ``instance`` against the bench; raises ``PlanError`` at the first problem."""
+    caps = (
+        capabilities
+        if capabilities is not None
+        else {n: d.capabilities for n, d in definitions.items()}
+    )
+    r = _Resolver(instance, definitions, caps)
+    for i, device in enumerate(instance.plan.devices):
         if device not in definitions:
             raise r.fail(
                 ("devices", i),
                 f"unknown device {device!r}: the bench does not have it; "
                 + did_you_mean(device, definitions),
             )
-    sections = {
-        section: tuple(r.step(section, i, s) for i, s in enumerate(getattr(loaded.plan, section)))
-        for section in ("setup", "steps", "teardown")
-    }
-    return ResolvedPlan(loaded, sections["setup"], sections["steps"], sections["teardown"])
+    skip = r.requirement(instance.plan.require, ("require",))
+    plan = instance.plan
+    setup = r.steps("setup", plan.setup, ("setup",))
+    steps = r.steps("steps", plan.steps, ("steps",))
+    teardown = r.steps("teardown", plan.teardown, ("teardown",))
+    invariants = r.invariants()
+    return ResolvedPlan(instance, setup, steps, teardown, invariants, skip, dict(r.signals))

@@ -15,15 +15,20 @@ from typing import Any, Protocol
 from hil.bench.bench import Bench
 from hil.errors import DeviceError, HilError
 from hil.measure.limits import Outcome, reduce
-from hil.plan.resolve import (
+from hil.plan.conditions import Condition, bind
+from hil.plan.prompts import Prompter
+from hil.plan.resolved import (
+    Block,
     Expectation,
     Measurement,
     Pause,
+    Question,
     ResolvedPlan,
     ResolvedStep,
     Stimulus,
 )
-from hil.plan.timeline import Timeline, all_hold, triggered
+from hil.plan.timeline import State, Timeline
+from hil.plan.watch import InvariantWatch
 from hil.report.record import MeasurementRecord, PlanRecord, Status, StepRecord
 
 GRACE_S = 0.2  # frames stamped before a deadline may still be in flight this long
@@ -35,6 +40,8 @@ CATEGORY_CONDITION = "expectation not met"
 CATEGORY_LIMIT = "measurement out of limits"
 CATEGORY_DEVICE = "device not responding"
 CATEGORY_PLAN = "plan error"
+CATEGORY_SAFETY = "safety violation"
+CATEGORY_OPERATOR = "operator"
 
 
 class StepFailed(Exception):
@@ -45,6 +52,12 @@ class StepFailed(Exception):
         self.message = message
         self.category = category
         self.observed = observed or {}
+
+
+class _ChildFailed(Exception):
+    def __init__(self, record: StepRecord) -> None:
+        super().__init__(record.message)
+        self.record = record
 
 
 class RunObserver(Protocol):
@@ -62,22 +75,28 @@ class PlanRunner:
         *,
         observer: RunObserver | None = None,
         evidence_dir: Path | None = None,
+        prompter: Prompter | None = None,
     ) -> None:
         self.bench = bench
         self.observer = observer
         self.evidence_dir = evidence_dir
+        self.prompter = prompter
         self.scale = bench.time_scale
+        self.saved: dict[str, Any] = {}
+        self.params: dict[str, Any] = {}
+        self._stimulus_t: float | None = None  # when the current step's stimulus went out
+        self._previous_stimulus_t: float | None = None  # … and the step before's
 
     def run(self, plan: ResolvedPlan) -> PlanRecord:
-        meta = plan.loaded.plan
+        meta = plan.instance.plan
         bench = self.bench
         record = PlanRecord(
             plan_id=meta.id,
             title=meta.title,
-            file=str(plan.loaded.path),
-            file_sha256=plan.loaded.sha256,
+            file=str(plan.instance.loaded.path),
+            file_sha256=plan.instance.loaded.sha256,
             version=meta.version,
-            requirements=list(meta.requirements),
+            requirements=[r.id for r in meta.requirements],
             severity=meta.severity,
             tags=list(meta.tags),
             bench_id=bench.config.id,
@@ -85,51 +104,95 @@ class PlanRunner:
             defects={n: list(d.defects) for n, d in bench.config.devices.items() if d.defects},
             time_scale=bench.time_scale,
             started=time.time(),
+            owner=meta.owner,
+            instance=plan.instance.suffix,
+            parameters=dict(plan.instance.values),
+            requirement_classes={
+                r.id: (f"ASIL {r.asil}" if r.asil else r.safety_class or "")
+                for r in meta.requirements
+                if r.asil or r.safety_class
+            },
+            invariants=[
+                {"id": i.id, "name": i.name, "always": i.expr.source} for i in plan.invariants
+            ],
         )
+        if plan.skip is not None:
+            record.status, record.reason, record.ended = Status.SKIPPED, plan.skip, time.time()
+            return record
         identities = bench.identities()
         record.identities = {n: identities.get(n, {}) for n in plan.devices}
         self._devices = plan.devices
+        self.params = dict(plan.instance.values)
+        self.saved = {}
+        self._record = record
+        self._watch = InvariantWatch(bench, plan.invariants, record.started, self._lookup)
         try:
-            self._run_sections(record, (*plan.setup, *plan.steps))
+            failed = self._run_sequence(
+                record.steps, (*plan.setup, *plan.steps), stop_on_failure=True
+            )
+            if failed is not None:
+                self._fail_plan(record, failed, "")
         finally:
             # teardown always runs, and its own failures never hide the first one
-            for step in plan.teardown:
-                step_rec = self._run_step(step)
-                record.steps.append(step_rec)
-                if step_rec.status is not Status.PASSED and record.status is Status.PASSED:
-                    record.status, record.reason = step_rec.status, f"teardown: {step_rec.message}"
+            failed = self._run_sequence(record.steps, plan.teardown, stop_on_failure=False)
+            if failed is not None and record.status is Status.PASSED:
+                self._fail_plan(record, failed, "teardown: ")
             record.ended = time.time()
             if self.evidence_dir is not None:
-                paths = bench.write_evidence(self.evidence_dir / meta.id, plan.devices)
-                record.evidence = [str(p) for p in paths]
+                folder = self.evidence_dir / (meta.id + plan.instance.suffix)
+                record.evidence = [str(p) for p in bench.write_evidence(folder, plan.devices)]
         return record
 
-    def _run_sections(self, record: PlanRecord, steps: Iterable[ResolvedStep]) -> None:
-        stopped = False
+    @staticmethod
+    def _fail_plan(record: PlanRecord, step: StepRecord, where: str) -> None:
+        record.status = step.status
+        record.reason = f"{where}step {step.id} ({step.title}): {step.message}"
+        record.category = step.observed.get("category", "")
+
+    def _run_sequence(
+        self, into: list[StepRecord], steps: Iterable[ResolvedStep], *, stop_on_failure: bool
+    ) -> StepRecord | None:
+        """Run ``steps``, appending their records; returns the first that failed."""
+        first: StepRecord | None = None
         for step in steps:
-            if stopped:
-                record.steps.append(self._skipped(step))
+            if first is not None and stop_on_failure:
+                into.append(self._skipped(step, "not run: an earlier step failed"))
                 continue
             step_rec = self._run_step(step)
-            record.steps.append(step_rec)
-            if step_rec.status is not Status.PASSED:
-                record.status = step_rec.status
-                record.reason = f"step {step.id} ({step.title}): {step_rec.message}"
-                record.category = step_rec.observed.get("category", "")
-                stopped = True
+            into.append(step_rec)
+            if step_rec.status in (Status.PASSED, Status.SKIPPED):
+                self._check_invariants(step_rec)
+            if step_rec.status not in (Status.PASSED, Status.SKIPPED) and first is None:
+                first = step_rec
+        return first
 
-    def _skipped(self, step: ResolvedStep) -> StepRecord:
+    def _check_invariants(self, rec: StepRecord) -> None:
+        """Judge the invariants on everything observed since the last check."""
+        violation = self._watch.check()
+        if violation is not None:
+            rec.status = Status.FAILED
+            rec.message = violation.message
+            rec.observed.update(violation.observed, category=CATEGORY_SAFETY)
+
+    def _skipped(self, step: ResolvedStep, why: str) -> StepRecord:
         return StepRecord(
-            step.id,
-            step.title,
-            step.kind,
-            step.section,
-            step.line,
-            Status.SKIPPED,
-            "not run: an earlier step failed",
+            step.id, step.title, step.kind, step.section, step.line, Status.SKIPPED, why
         )
 
+    def _lookup(self, name: str) -> Any:
+        """What a ``${…}`` or an invariant sees: parameters, saved values, signals."""
+        if name in self.saved:
+            return self.saved[name]
+        if name in self.params:
+            return self.params[name]
+        device, _, signal = name.partition(".")
+        sample = self.bench.get(device).read(signal)
+        info = self.bench.definitions[device].signals[signal]
+        return info.label(sample.value) if info.choices else sample.value
+
     def _run_step(self, step: ResolvedStep) -> StepRecord:
+        if step.skip is not None:
+            return self._skipped(step, f"skipped: {step.skip}")
         rec = StepRecord(
             step.id, step.title, step.kind, step.section, step.line, started=time.time()
         )
@@ -137,7 +200,16 @@ class PlanRunner:
         if self.observer:
             self.observer.step_started(step, rec)
         try:
-            self._execute(step, rec)
+            value = self._execute(step, rec)
+            if step.save_as is not None:
+                self.saved[step.save_as] = value
+                rec.observed["saved"] = {step.save_as: value}
+        except _ChildFailed as child:
+            rec.status, rec.message = (
+                child.record.status,
+                f"{child.record.id}: {child.record.message}",
+            )
+            rec.observed["category"] = child.record.observed.get("category", "")
         except StepFailed as failed:
             rec.status, rec.message = Status.FAILED, failed.message
             rec.observed.update(failed.observed, category=failed.category)
@@ -158,17 +230,53 @@ class PlanRunner:
             self.observer.step_finished(step, rec)
         return rec
 
-    def _execute(self, step: ResolvedStep, rec: StepRecord) -> None:
+    def _execute(self, step: ResolvedStep, rec: StepRecord) -> Any:
+        """Run one step; returns the value ``save_as`` keeps (if the kind yields one)."""
         action = step.action
+        self._previous_stimulus_t, self._stimulus_t = self._stimulus_t, None
         if isinstance(action, Stimulus):
-            rec.observed["t"] = self.bench.stimulate(action.device, action.stimulus, action.values)
-        elif isinstance(action, Expectation):
-            self._expect(action, rec)
-        elif isinstance(action, Measurement):
-            self._measure(action, rec)
-        else:
-            assert isinstance(action, Pause)
-            self._sleep(action.duration * self.scale)
+            values = {k: bind(v, self._lookup) for k, v in action.values.items()}
+            self._stimulus_t = time.time()
+            rec.observed["t"] = self.bench.stimulate(action.device, action.stimulus, values)
+            return None
+        if isinstance(action, Expectation):
+            return self._expect(action, rec)
+        if isinstance(action, Measurement):
+            return self._measure(action, rec)
+        if isinstance(action, Question):
+            return self._ask(step, action, rec)
+        if isinstance(action, Block):
+            failed = self._run_sequence(rec.children, step.children, stop_on_failure=True)
+            if failed is not None:
+                raise _ChildFailed(failed)
+            return None
+        assert isinstance(action, Pause)
+        self._sleep(action.duration * self.scale)
+        return None
+
+    def _ask(self, step: ResolvedStep, q: Question, rec: StepRecord) -> Any:
+        if self.prompter is None:
+            raise StepFailed(
+                "this plan asks the operator; run it interactively (-s) or give an answers "
+                "file (--hil-answers FILE)",
+                CATEGORY_OPERATOR,
+            )
+        answer = self.prompter.ask(step.id, q.prompt)
+        entry = {
+            "step": step.id,
+            "message": q.prompt.message,
+            "kind": q.prompt.kind,
+            "answer": answer,
+            "t": time.time(),
+        }
+        self._record.answers.append(entry)
+        rec.observed["answer"] = answer
+        if q.expect is not None and answer != q.expect:
+            raise StepFailed(
+                f"operator answered {answer!r} to {q.prompt.message!r} (expected {q.expect!r})",
+                CATEGORY_OPERATOR,
+            )
+        return answer
 
     # --- waiting, always bounded --------------------------------------------------
 
@@ -184,53 +292,60 @@ class PlanRunner:
 
     # --- expect ---------------------------------------------------------------------
 
-    def _expect(self, e: Expectation, rec: StepRecord) -> None:
+    def _expect(self, e: Expectation, rec: StepRecord) -> Any:
+        """Judge an expectation; returns the (first) signal's value that met it."""
         t0 = time.time()
+        if e.condition.changes and self._previous_stimulus_t is not None and e.after is None:
+            # "set X, then expect Y changes": the change counts from the stimulus,
+            # so a device that answered before this step began is not missed
+            t0 = self._previous_stimulus_t
+        condition = e.condition.bind(self._lookup)
+        if condition != e.condition:
+            rec.observed["bound"] = e.describe(condition)
         ta = self._await_anchor(e, t0, rec) if e.after else t0
         if e.stays_for is not None:
-            self._stays(e, t0, e.stays_for, rec)
-        else:
-            assert e.within is not None
-            self._within(e, ta, e.within, rec)
+            return self._stays(e, condition, t0, e.stays_for, rec)
+        assert e.within is not None
+        return self._within(e, condition, ta, e.within, rec)
 
     def _await_anchor(self, e: Expectation, t0: float, rec: StepRecord) -> float:
         trig = e.after
         assert trig is not None
+        condition = trig.condition.bind(self._lookup)
         line = Timeline(self.bench, [trig.signal], t0)
-        previous: Any = None
         end = t0 + trig.timeout
         while True:
             for state in line.advance():
-                value = state.values[0]
-                if state.t >= t0 and triggered(trig, previous, value):
+                if state.t >= t0 and condition.holds(state.values[0], None, state.previous[0]):
                     rec.observed["anchor_t"] = state.t
                     rec.observed["anchor"] = trig.describe()
                     return state.t
-                previous = value
             if time.time() > end + GRACE_S:
                 raise StepFailed(
                     f"the anchor never happened: waited {trig.timeout:g} s for "
-                    f"{trig.describe()}; last seen {line.labels()}",
+                    f"{trig.describe()}; last seen {_fmt(line.labels())}",
                     CATEGORY_CONDITION,
                     {"last": line.labels()},
                 )
             self._check_links()
             time.sleep(POLL_S)
 
-    def _within(self, e: Expectation, ta: float, within: float, rec: StepRecord) -> None:
+    def _within(
+        self, e: Expectation, condition: Condition, ta: float, within: float, rec: StepRecord
+    ) -> Any:
         line = Timeline(self.bench, e.signals, ta)
         deadline = ta + within
         # after a miss, keep watching a little longer so the report can say how
         # late the device was, not only that it was late
         give_up = deadline + GRACE_S + min(max(within, LATE_WATCH_S), 5.0)
-        hit: float | None = None
+        hit: State | None = None
         at_deadline: dict[str, str] | None = None
         while hit is None:
             for state in line.advance():
                 if at_deadline is None and state.t > deadline:
                     at_deadline = line.labels()
-                if all_hold(e.condition, state):
-                    hit = state.t
+                if line.all_hold(condition, state):
+                    hit = state
                     break
             if hit is None:
                 now = time.time()
@@ -241,33 +356,42 @@ class PlanRunner:
                 self._check_links()
                 time.sleep(POLL_S)
         rec.observed["last"] = at_deadline or line.labels()
-        if hit is not None and hit <= deadline:
-            rec.observed["latency_s"] = round(hit - ta, 6)
-            rec.message = f"met after {(hit - ta) * 1000:.0f} ms (bound {within * 1000:.0f} ms)"
-            return
-        anchor = f" after {e.after.describe()}" if e.after else ""
-        late = f"; first met {(hit - ta) * 1000:.0f} ms after" if hit is not None else ""
         if hit is not None:
-            rec.observed["latency_s"] = round(hit - ta, 6)
+            rec.observed["latency_s"] = round(hit.t - ta, 6)
+            if hit.t <= deadline:
+                rec.message = (
+                    f"met after {(hit.t - ta) * 1000:.0f} ms (bound {within * 1000:.0f} ms)"
+                )
+                return hit.values[0]
+        anchor = f" after {e.after.describe()}" if e.after else ""
+        late = f"; first met {(hit.t - ta) * 1000:.0f} ms after" if hit is not None else ""
+        what = " and ".join(f"{s.text} {condition.describe(s.info)}" for s in e.signals)
         raise StepFailed(
-            f"expected {e.describe().split(' within ')[0]} within {within * 1000:.0f} ms{anchor}; "
+            f"expected {what} within {within * 1000:.0f} ms{anchor}; "
             f"observed {_fmt(at_deadline or line.labels())} at the deadline{late}",
             CATEGORY_DEADLINE,
         )
 
-    def _stays(self, e: Expectation, t0: float, duration: float, rec: StepRecord) -> None:
+    def _stays(
+        self, e: Expectation, condition: Condition, t0: float, duration: float, rec: StepRecord
+    ) -> Any:
         line = Timeline(self.bench, e.signals, t0)
         end = t0 + duration
+
+        def violated(state: State, when: str) -> StepFailed:
+            rec.observed["violation_t"] = state.t
+            return StepFailed(
+                f"expected {e.describe(condition)}; {when} observed {_fmt(line.labels())}",
+                CATEGORY_CONDITION,
+                {"last": line.labels()},
+            )
+
         while True:
             for state in line.advance():
-                if state.t <= end and not all_hold(e.condition, state):
-                    rec.observed["violation_t"] = state.t
-                    raise StepFailed(
-                        f"expected {e.describe()}; at +{(state.t - t0) * 1000:.0f} ms observed "
-                        f"{_fmt(line.labels())}",
-                        CATEGORY_CONDITION,
-                        {"last": line.labels()},
-                    )
+                if None in state.values:
+                    continue  # not every signal seen yet; judged once all are
+                if state.t <= end and not line.all_hold(condition, state):
+                    raise violated(state, f"at +{(state.t - t0) * 1000:.0f} ms")
             if time.time() >= end:
                 break
             self._check_links()
@@ -275,11 +399,9 @@ class PlanRunner:
         for ref in e.signals:  # one fresh observation at the end of the window
             self.bench.get(ref.device).read(ref.name)
         for state in line.advance():
-            if state.t <= end + GRACE_S and not all_hold(e.condition, state):
-                raise StepFailed(
-                    f"expected {e.describe()}; at the end observed {_fmt(line.labels())}",
-                    CATEGORY_CONDITION,
-                )
+            judged = None not in state.values and state.t <= end + GRACE_S
+            if judged and not line.all_hold(condition, state):
+                raise violated(state, "at the end")
         unseen = [ref.text for ref, v in zip(e.signals, line.current, strict=True) if v is None]
         if unseen:
             raise StepFailed(
@@ -287,10 +409,11 @@ class PlanRunner:
             )
         rec.observed["last"] = line.labels()
         rec.observed["observations"] = line.count
+        return line.current[0]
 
     # --- measure --------------------------------------------------------------------
 
-    def _measure(self, m: Measurement, rec: StepRecord) -> None:
+    def _measure(self, m: Measurement, rec: StepRecord) -> float:
         driver = self.bench.get(m.signal.device)
         if m.settle:
             self._sleep(m.settle * self.scale)
@@ -333,6 +456,7 @@ class PlanRunner:
                 f"({len(samples)} samples)",
                 CATEGORY_LIMIT,
             )
+        return value
 
 
 def _fmt(labels: dict[str, str]) -> str:
@@ -352,5 +476,9 @@ def _parameters(step: ResolvedStep) -> dict[str, Any]:
             "interval_s": a.interval,
             "limit": a.limit.describe(),
         }
+    if isinstance(a, Question):
+        return {"kind": a.prompt.kind, "message": a.prompt.message}
+    if isinstance(a, Block):
+        return {"steps": len(step.children)}
     assert isinstance(a, Pause)
     return {"duration_s": a.duration}

@@ -1,31 +1,36 @@
 """Merged, incremental view of several signals' observations on capture time.
 
-Expectations are judged here: on the timestamps the transports recorded,
-never on when the runner happened to look.
+Expectations and invariants are judged here: on the timestamps the
+transports recorded, never on when the runner happened to look.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hil.bench.bench import Bench
-from hil.plan.resolve import Condition, SignalRef, Trigger
+from hil.plan.conditions import Condition
+from hil.plan.resolved import SignalRef
+
+QUERY_PERIOD_S = 0.1
 
 
 @dataclass(frozen=True)
 class State:
     t: float
     values: tuple[Any, ...]  # None where a signal has not been seen yet
+    previous: tuple[Any, ...]  # the values just before this observation
 
 
 class Timeline:
     """Feeds new observations of ``signals`` (since ``since``) as a sequence of states.
 
-    The first state carries the last observation before ``since`` of each
-    signal (its time clamped to ``since``), so a condition that already held
-    when the step began is seen at once.
+    The first states carry the last observation before ``since`` of each
+    signal (time clamped to ``since``), so a condition that already held when
+    the step began is seen at once; those values are also the ``baseline``.
     """
 
     def __init__(self, bench: Bench, signals: Sequence[SignalRef], since: float) -> None:
@@ -33,10 +38,25 @@ class Timeline:
         self.signals = tuple(signals)
         self.since = since
         self.current: list[Any] = [None] * len(signals)
+        self.baseline: list[Any] = [None] * len(signals)
         self._seen: list[float] = [float("-inf")] * len(signals)
         self.count = 0
+        # instruments report only when asked: their signals are read while we watch
+        self._queried = [
+            ref for ref in self.signals if bench.definitions[ref.device].transport == "visa"
+        ]
+        self._next_query = 0.0
+
+    def _query(self) -> None:
+        now = time.monotonic()
+        if not self._queried or now < self._next_query:
+            return
+        self._next_query = now + QUERY_PERIOD_S
+        for ref in self._queried:
+            self.bench.get(ref.device).read(ref.name)
 
     def advance(self) -> list[State]:
+        self._query()
         events: list[tuple[float, int, Any]] = []
         for i, ref in enumerate(self.signals):
             last = self._seen[i]
@@ -46,11 +66,19 @@ class Timeline:
                     events.append((sample.t, i, sample.value))
         events.sort(key=lambda e: e[0])
         states: list[State] = []
-        for t, i, value in events:
+        previous = tuple(self.current)
+        for n, (t, i, value) in enumerate(events):
             self._seen[i] = t
             self.current[i] = value
+            if t < self.since or self.baseline[i] is None:
+                # the last value before the step; failing that, the first one seen
+                self.baseline[i] = value
             self.count += 1
-            states.append(State(max(t, self.since), tuple(self.current)))
+            # signals of one frame share a timestamp: they form one state, not several
+            if n + 1 < len(events) and events[n + 1][0] == t:
+                continue
+            states.append(State(max(t, self.since), tuple(self.current), previous))
+            previous = tuple(self.current)
         return states
 
     def labels(self) -> dict[str, str]:
@@ -59,20 +87,8 @@ class Timeline:
             for ref, v in zip(self.signals, self.current, strict=True)
         }
 
-
-def all_hold(condition: Condition, state: State) -> bool:
-    return all(condition.holds(v) for v in state.values)
-
-
-def triggered(trigger: Trigger, previous: Any, value: Any) -> bool:
-    """Whether the anchor event happened between two consecutive observations."""
-    if value is None:
-        return False
-    if trigger.equals is not None:
-        return bool(value == trigger.equals)
-    if previous is None:
-        return False
-    if trigger.rising_through is not None:
-        return bool(previous < trigger.rising_through <= value)
-    assert trigger.falling_through is not None
-    return bool(previous > trigger.falling_through >= value)
+    def all_hold(self, condition: Condition, state: State) -> bool:
+        return all(
+            condition.holds(v, self.baseline[i], state.previous[i])
+            for i, v in enumerate(state.values)
+        )

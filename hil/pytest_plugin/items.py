@@ -1,4 +1,4 @@
-"""YAML plans collected as pytest items, with stable node ids (``file::PLAN-ID``)."""
+"""YAML plans collected as pytest items, with stable node ids (``file::PLAN-ID[matrix]``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hil.errors import HilError
-from hil.plan.loader import LoadedPlan, load_plan
+from hil.plan.loader import PlanInstance, load_plan
 from hil.plan.resolve import resolve_plan
 from hil.plan.runner import PlanRunner
 from hil.pytest_plugin.session import hil_session
@@ -35,8 +35,14 @@ def is_plan_file(path: Path, roots: list[Path]) -> bool:
 
 class PlanFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
+        session = hil_session(self.config)
         loaded = load_plan(self.path)
-        yield PlanItem.from_parent(self, name=loaded.id, loaded=loaded)
+        try:
+            overrides = session.overrides(loaded.id)
+        except HilError:
+            overrides = {}  # the bench itself is broken: each item reports it when it runs
+        for instance in loaded.instances(overrides):
+            yield PlanItem.from_parent(self, name=instance.id, instance=instance)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, HilError):
@@ -45,24 +51,34 @@ class PlanFile(pytest.File):
 
 
 class PlanItem(pytest.Item):
-    def __init__(self, *, loaded: LoadedPlan, **kwargs: Any) -> None:
+    def __init__(self, *, instance: PlanInstance, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.loaded = loaded
+        self.instance = instance
+        for tag in instance.plan.tags:
+            self.config.addinivalue_line("markers", f"{tag}: hil plan tag")
+            self.add_marker(tag)
 
     def runtest(self) -> None:
         session = hil_session(self.config)
         bench = session.open_bench()
-        resolved = resolve_plan(self.loaded, bench.definitions)
-        runner = PlanRunner(bench, observer=AllureObserver(), evidence_dir=session.evidence_dir)
+        resolved = resolve_plan(self.instance, bench.definitions, bench.loaded.capabilities())
+        runner = PlanRunner(
+            bench,
+            observer=AllureObserver(),
+            evidence_dir=session.evidence_dir,
+            prompter=session.prompter(),
+        )
         record = runner.run(resolved)
         if session.results_dir is not None:
             write_record(record, session.results_dir)
-        label_plan(record, session.requirement_url, self.loaded.plan.description)
+        label_plan(record, session.requirement_url, self.instance.plan.description)
         attach_evidence(record)
+        if record.status is Status.SKIPPED:
+            pytest.skip(f"{record.plan_id}{record.instance}: {record.reason}")
         if record.status is Status.FAILED:
-            raise PlanFailed(f"{record.plan_id} FAILED: {record.reason}")
+            raise PlanFailed(f"{record.plan_id}{record.instance} FAILED: {record.reason}")
         if record.status is Status.BROKEN:
-            raise PlanBroken(f"{record.plan_id} BROKEN: {record.reason}")
+            raise PlanBroken(f"{record.plan_id}{record.instance} BROKEN: {record.reason}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, PlanFailed | PlanBroken | HilError):
@@ -70,4 +86,4 @@ class PlanItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, 0, f"plan {self.loaded.id}: {self.loaded.plan.title}"
+        return self.path, 0, f"plan {self.instance.id}: {self.instance.plan.title}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--hil-results", dest="hil_results", default=None, help="write plan records (JSON) here"
     )
+    group.addoption(
+        "--hil-param",
+        dest="hil_params",
+        action="append",
+        default=[],
+        metavar="[PLAN.]NAME=VALUE",
+        help="override a plan parameter (repeatable)",
+    )
+    group.addoption(
+        "--hil-answers",
+        dest="hil_answers",
+        default=None,
+        metavar="FILE",
+        help="answers for operator prompts (YAML: step id → answer), for unattended runs",
+    )
     parser.addini("hil_bench", "default bench file", default=DEFAULT_BENCH)
     parser.addini(
         "hil_plan_roots",
@@ -40,12 +57,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     bench = config.getoption("hil_bench") or config.getini("hil_bench")
     results = config.getoption("hil_results")
+    answers = config.getoption("hil_answers")
     config.stash[SESSION_KEY] = HilSession(
         bench_path=(config.rootpath / bench) if not Path(bench).is_absolute() else Path(bench),
         defects=list(config.getoption("hil_defects")),
         results_dir=Path(results).resolve() if results else None,
         requirement_url=str(config.getini("hil_requirement_url")),
+        params=list(config.getoption("hil_params")),
+        answers=Path(answers).resolve() if answers else None,
+        terminal=_terminal_reader(config),
     )
+
+
+def _terminal_reader(config: pytest.Config) -> Callable[[str], str] | None:
+    """Reads an operator's answer with pytest's output capture suspended, if a person is there."""
+    if not os.isatty(0):
+        return None
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def read(question: str) -> str:
+        with capman.global_and_fixture_disabled():
+            return input(question)
+
+    return read
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,16 +1,19 @@
-"""The session's bench: opened once on first use, closed when the session ends."""
+"""The session's bench (opened once on first use) and run-wide settings."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hil.bench.bench import Bench
-from hil.bench.loader import load_bench
-from hil.errors import HilError
+from hil.bench.loader import LoadedBench, load_bench
+from hil.errors import HilError, PlanError
+from hil.plan.prompts import AnswersFile, Prompter, Terminal
 
 
 @dataclass
@@ -19,9 +22,19 @@ class HilSession:
     defects: list[str]
     results_dir: Path | None
     requirement_url: str
+    params: list[str] = field(default_factory=list)  # NAME=VALUE or PLAN.NAME=VALUE
+    answers: Path | None = None
+    terminal: Callable[[str], str] | None = None  # reads an answer with capture suspended
     bench: Bench | None = None
     error: HilError | None = None
+    _loaded: LoadedBench | None = None
+    _prompter: Prompter | None = None
     scratch: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    def loaded_bench(self) -> LoadedBench:
+        if self._loaded is None:
+            self._loaded = load_bench(self.bench_path, self.defects)
+        return self._loaded
 
     def open_bench(self) -> Bench:
         """The bench, opened on first use; a bench that failed to open fails every user."""
@@ -29,11 +42,39 @@ class HilSession:
             raise self.error
         if self.bench is None:
             try:
-                self.bench = Bench(load_bench(self.bench_path, self.defects)).open()
+                self.bench = Bench(self.loaded_bench()).open()
             except HilError as err:
                 self.error = err
                 raise
         return self.bench
+
+    def overrides(self, plan_id: str) -> dict[str, Any]:
+        """Parameter values for ``plan_id``: the bench file's, then the command line's."""
+        values = self.loaded_bench().parameter_overrides(plan_id)
+        for item in self.params:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise PlanError(
+                    f"--hil-param {item!r} must look like NAME=VALUE or PLAN.NAME=VALUE"
+                )
+            plan, dot, param = name.rpartition(".")
+            if not dot:
+                values[name] = value
+            elif plan == plan_id:
+                values[param] = value
+        return values
+
+    def prompter(self) -> Prompter | None:
+        if self._prompter is None:
+            answers = self.answers
+            config = self.loaded_bench().config
+            if answers is None and config.answers:
+                answers = (self.bench_path.parent / config.answers).resolve()
+            if answers is not None:
+                self._prompter = AnswersFile(answers)
+            elif self.terminal is not None:
+                self._prompter = Terminal(read=self.terminal)
+        return self._prompter
 
     @property
     def evidence_dir(self) -> Path:

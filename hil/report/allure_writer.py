@@ -14,7 +14,7 @@ import allure
 from allure_commons._allure import StepContext
 from allure_commons.types import AttachmentType
 
-from hil.plan.resolve import ResolvedStep
+from hil.plan.resolved import ResolvedStep
 from hil.report.record import PlanRecord, Status, StepRecord
 
 _SEVERITY = {
@@ -115,13 +115,17 @@ def _measurement_table(record: StepRecord) -> str:
 
 def label_plan(record: PlanRecord, requirement_url: str, description: str) -> None:
     """Labels and links of the current Allure test, from the plan's metadata."""
-    allure.dynamic.title(f"{record.plan_id}: {record.title}")
+    allure.dynamic.title(f"{record.plan_id}{record.instance}: {record.title}")
     if description:
         allure.dynamic.description(description)
     allure.dynamic.severity(_SEVERITY[record.severity])
     allure.dynamic.story(record.plan_id)
     for tag in record.tags:
         allure.dynamic.tag(tag)
+    if record.owner:
+        allure.dynamic.label("owner", record.owner)
+    for name, value in record.parameters.items():
+        allure.dynamic.parameter(name, str(value))
     for req in record.requirements:
         allure.dynamic.link(requirement_url.format(id=req), link_type="requirement", name=req)
     allure.dynamic.parameter("bench", record.bench_id)
@@ -139,6 +143,12 @@ def attach_evidence(record: PlanRecord) -> None:
                 name=path.name,
                 attachment_type=_ATTACHMENT_TYPES.get(path.suffix, AttachmentType.TEXT),
             )
+    if record.answers:
+        allure.attach(
+            json.dumps(record.answers, indent=1, default=str),
+            name="operator prompt answers",
+            attachment_type=AttachmentType.JSON,
+        )
     allure.attach(
         json.dumps(record.to_json(), indent=1, default=str),
         name="hil plan record",

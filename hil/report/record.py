@@ -48,6 +48,7 @@ class StepRecord:
     parameters: dict[str, Any] = field(default_factory=dict)
     observed: dict[str, Any] = field(default_factory=dict)
     measurement: MeasurementRecord | None = None
+    children: list[StepRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -72,6 +73,12 @@ class PlanRecord:
     steps: list[StepRecord] = field(default_factory=list)
     identities: dict[str, dict[str, str]] = field(default_factory=dict)
     evidence: list[str] = field(default_factory=list)
+    owner: str = ""
+    instance: str = ""  # matrix suffix, e.g. "[target_kmh=30]"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    requirement_classes: dict[str, str] = field(default_factory=dict)  # id → ASIL / safety class
+    answers: list[dict[str, Any]] = field(default_factory=list)  # operator prompts and answers
+    invariants: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +88,10 @@ def write_record(record: PlanRecord, directory: Path) -> Path:
     """Write ``record`` as ``<plan>-<start>.json`` atomically; returns the path."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = f"{record.started:.6f}".replace(".", "")
-    path = directory / f"{record.plan_id}-{stamp}.json"
+    safe = "".join(
+        c if c.isalnum() or c in "-_.=," else "_" for c in record.plan_id + record.instance
+    )
+    path = directory / f"{safe}-{stamp}.json"
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

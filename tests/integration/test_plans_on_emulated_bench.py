@@ -23,7 +23,9 @@ N1 = PLANS / "energy" / "N1-plug-standby.yaml"
 
 def run_plan(path: Path, defects: list[str], evidence: Path) -> PlanRecord:
     with Bench(load_bench(EMULATED_BENCH, defects)) as bench:
-        resolved = resolve_plan(load_plan(path), bench.definitions)
+        resolved = resolve_plan(
+            load_plan(path).instances()[0], bench.definitions, bench.loaded.capabilities()
+        )
         return PlanRunner(bench, evidence_dir=evidence).run(resolved)
 
 

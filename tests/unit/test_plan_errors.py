@@ -10,7 +10,8 @@ from hil.bench.definition import DeviceDefinition
 from hil.bench.loader import load_bench
 from hil.errors import PlanError
 from hil.plan.loader import load_plan
-from hil.plan.resolve import Expectation, Measurement, Stimulus, resolve_plan
+from hil.plan.resolve import resolve_plan
+from hil.plan.resolved import Expectation, Measurement, Stimulus
 from tests.conftest import EMULATED_BENCH, PLANS
 
 
@@ -23,14 +24,16 @@ def test_shipped_plans_resolve(definitions: dict[str, DeviceDefinition]) -> None
     plans = sorted(PLANS.rglob("*.yaml"))
     assert {p.stem.split("-")[0] for p in plans} >= {"E1", "A1", "N1"}
     for path in plans:
-        resolved = resolve_plan(load_plan(path), definitions)
+        resolved = resolve_plan(load_plan(path).instances()[0], definitions)
         assert resolved.steps
 
 
 def test_values_are_coerced_to_what_drivers_report(
     definitions: dict[str, DeviceDefinition],
 ) -> None:
-    e1 = resolve_plan(load_plan(PLANS / "safety" / "E1-speed-auto-lock.yaml"), definitions)
+    e1 = resolve_plan(
+        load_plan(PLANS / "safety" / "E1-speed-auto-lock.yaml").instances()[0], definitions
+    )
     drive = e1.steps[0].action
     assert isinstance(drive, Stimulus)
     assert drive.values["TargetSpeed"] == 40.0  # "40 km/h"
@@ -39,8 +42,10 @@ def test_values_are_coerced_to_what_drivers_report(
     locked = e1.steps[1].action
     assert isinstance(locked, Expectation)
     assert locked.within == 0.5
-    assert locked.after is not None and locked.after.rising_through == 20
-    n1 = resolve_plan(load_plan(PLANS / "energy" / "N1-plug-standby.yaml"), definitions)
+    assert locked.after is not None and locked.after.condition.rising_through == 20
+    n1 = resolve_plan(
+        load_plan(PLANS / "energy" / "N1-plug-standby.yaml").instances()[0], definitions
+    )
     measure = n1.steps[0].action
     assert isinstance(measure, Measurement)
     assert measure.limit.maximum == 0.5 and measure.limit.unit == "W"
@@ -126,7 +131,7 @@ def test_plan_mistakes_are_located(
     path = tmp_path / "plan.yaml"
     path.write_text(BASE + steps)
     with pytest.raises(PlanError) as err:
-        resolve_plan(load_plan(path), definitions)
+        resolve_plan(load_plan(path).instances()[0], definitions)
     message = str(err.value)
     assert message.startswith(f"{path}:{line}"), message
     assert words in message, message
@@ -138,7 +143,7 @@ def test_device_not_on_the_bench(tmp_path: Path, definitions: dict[str, DeviceDe
         BASE.replace("power_analyzer]", "power_analyser]") + "  - wait: {duration: 1}\n"
     )
     with pytest.raises(PlanError) as err:
-        resolve_plan(load_plan(path), definitions)
+        resolve_plan(load_plan(path).instances()[0], definitions)
     assert str(err.value).startswith(f"{path}:4:")
     assert "did you mean 'power_analyzer'" in str(err.value)
 

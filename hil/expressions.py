@@ -1,0 +1,406 @@
+"""The small, safe expression language shared by plans and invariants.
+
+Plans are data, so an expression is parsed by a tokenizer and a Pratt parser
+into a tree of frozen dataclasses and evaluated by walking that tree
+(``hil.expression_eval``). Nothing here calls ``eval``: there are no
+attribute accesses, imports, loops or assignments, and a source is limited to
+``MAX_LENGTH`` characters and ``MAX_DEPTH`` levels of nesting, so parsing and
+evaluating take bounded time. In a YAML value an expression is written
+``${ ... }`` (see ``is_expression`` and ``unwrap``).
+
+Grammar, loosest binding first::
+
+    expr     := or
+    or       := and ("or" and)*
+    and      := not ("and" not)*
+    not      := "not" not | compare
+    compare  := sum (("==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not" "in") sum)*
+    sum      := product (("+" | "-") product)*
+    product  := unary (("*" | "/" | "%") unary)*
+    unary    := ("-" | "+") unary | primary
+    primary  := NUMBER | STRING | "true" | "false" | NAME
+              | FUNCTION "(" expr ("," expr)* ")" | "[" [expr ("," expr)*] "]" | "(" expr ")"
+
+Comparisons chain as in Python: ``0 <= x < 10`` means ``0 <= x and x < 10``.
+``FUNCTION`` is one of ``abs``, ``min``, ``max``, ``round``.
+
+Numbers: ``1``, ``1.5``, ``.5``, ``1e3``, ``2.5E-3``. Strings: ``"..."`` or
+``'...'``; the only escapes are ``\\"``, ``\\'`` and ``\\\\``.
+
+Names (plan parameters, saved values, signals, capabilities) are segments
+joined by ``.``; a segment is ``[A-Za-z_][A-Za-z0-9_]*`` and may contain single
+hyphens, each between a letter or digit and a *letter*, because MIoT property
+names have them: ``smart_plug.power-consumption.electric-power`` is one name.
+So subtraction needs a space or a digit after the minus: ``a - b`` and ``a-1``
+subtract, ``a-b`` is the name ``a-b``. The keywords ``and or not in true
+false`` are reserved as whole names only.
+
+Columns in errors are 1-based character positions in the expression text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hil import expression_eval as tree
+from hil.errors import did_you_mean
+from hil.expression_eval import ExpressionError, Node
+
+__all__ = ["Expression", "ExpressionError", "Node", "is_expression", "parse", "unwrap"]
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 64
+# name -> (fewest, most) arguments; None means no upper bound
+FUNCTIONS = {"abs": (1, 1), "min": (2, None), "max": (2, None), "round": (1, 2)}
+KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
+COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "not in"})
+
+_CALLABLE = "only abs, min, max, round can be called"
+_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:(?<=[A-Za-z0-9])-[A-Za-z][A-Za-z0-9_]*)*")
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.]+")
+_OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "(", ")", "[", "]", ",")
+_MISTAKES = {
+    "&&": "use 'and'",
+    "||": "use 'or'",
+    "**": "there is no power operator",
+    "&": "use 'and'",
+    "|": "use 'or'",
+    "!": "use 'not'",
+    "=": "use '==' to compare",
+}
+# longest first, so "**" is not read as "*" and "!=" is not read as "!"
+_SYMBOLS = sorted((*_OPERATORS, *_MISTAKES), key=len, reverse=True)
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\"}
+
+# binding powers of the infix operators (and of prefix 'not' and '-')
+_OR, _AND, _NOT, _CMP, _SUM, _PRODUCT, _UNARY = range(1, 8)
+_POWER = {"or": _OR, "and": _AND, "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "%": _PRODUCT}
+_POWER.update(dict.fromkeys(COMPARISONS, _CMP))
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed expression: its source text and its tree."""
+
+    source: str
+    root: Node
+
+    def names(self) -> list[tuple[str, int]]:
+        """Every name referenced, with its column, in source order (duplicates kept)."""
+        return tree.names(self.root)
+
+    def evaluate(self, lookup: Callable[[str], Any]) -> Any:
+        """The value, reading names through ``lookup`` (which raises ``KeyError``)."""
+        return tree.evaluate(self.root, self.source, lookup)
+
+
+def parse(source: str) -> Expression:
+    """Parse ``source`` or raise ``ExpressionError`` naming the column."""
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(
+            f"expression is {len(source)} characters long; the limit is {MAX_LENGTH}",
+            expression=source,
+            column=MAX_LENGTH + 1,
+        )
+    try:
+        return Expression(source, _Parser(source, _tokenize(source)).parse())
+    except RecursionError as err:  # a safety net; MAX_DEPTH keeps the stack shallow
+        raise ExpressionError("expression nested too deeply", expression=source, column=1) from err
+
+
+def is_expression(value: object) -> bool:
+    """True for a string written ``${ ... }``, the plan syntax for an expression."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text.startswith("${") and text.endswith("}")
+
+
+def unwrap(value: str) -> tuple[str, int]:
+    """``"${ a + 1 }"`` -> ``("a + 1", 3)``: the inner text and its offset in ``value``.
+
+    Add the offset to a column from ``parse`` to get the column in ``value``.
+    """
+    if not is_expression(value):
+        raise ExpressionError("not an expression; write it as ${ ... }", expression=value, column=1)
+    start = value.index("${") + 2
+    end = value.rindex("}")
+    inner = value[start:end]
+    stripped = inner.strip()
+    offset = start + (len(inner) - len(inner.lstrip())) if stripped else start
+    return stripped, offset
+
+
+# ---------------------------------------------------------------- tokens
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "number", "string", "name", "keyword", "op" or "end"
+    text: str
+    column: int
+    value: Any = None
+
+    def describe(self) -> str:
+        if self.kind == "name":
+            return f"name {self.text!r}"
+        if self.kind in ("number", "string"):
+            return f"{self.kind} {self.text}"
+        return "the end of the expression" if self.kind == "end" else repr(self.text)
+
+
+def _tokenize(source: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(source):
+        char = source[pos]
+        if char in " \t\r\n":
+            pos += 1
+        elif char in "\"'":
+            pos = _string(source, pos, tokens)
+        elif char.isascii() and (char.isdigit() or (char == "." and _NUMBER.match(source, pos))):
+            pos = _number(source, pos, tokens)
+        elif _SEGMENT.match(source, pos):
+            pos = _name(source, pos, tokens)
+        else:
+            pos = _operator(source, pos, tokens)
+    tokens.append(Token("end", "", len(source) + 1))
+    return tokens
+
+
+def _fail(source: str, column: int, reason: str) -> ExpressionError:
+    return ExpressionError(reason, expression=source, column=column)
+
+
+def _string(source: str, start: int, tokens: list[Token]) -> int:
+    quote, pos, parts = source[start], start + 1, []
+    while pos < len(source) and source[pos] != quote:
+        if source[pos] == "\\" and pos + 1 < len(source):
+            escaped = source[pos + 1]
+            if escaped not in _ESCAPES:
+                raise _fail(
+                    source,
+                    pos + 1,
+                    f"unsupported escape '\\{escaped}'; only \\\" \\' and \\\\ are allowed",
+                )
+            parts.append(_ESCAPES[escaped])
+            pos += 2
+        else:
+            parts.append(source[pos])
+            pos += 1
+    if pos >= len(source):
+        raise _fail(source, start + 1, f"unterminated string; close it with {quote}")
+    tokens.append(Token("string", source[start : pos + 1], start + 1, "".join(parts)))
+    return pos + 1
+
+
+def _number(source: str, start: int, tokens: list[Token]) -> int:
+    match = _NUMBER.match(source, start)
+    assert match is not None  # the caller saw a digit or ".digit"
+    tail = _NUMBER_TAIL.match(source, match.end())
+    if tail:
+        raise _fail(source, start + 1, f"malformed number {source[start : tail.end()]!r}")
+    text = match.group()
+    value = float(text) if any(c in text for c in ".eE") else int(text)
+    tokens.append(Token("number", text, start + 1, value))
+    return match.end()
+
+
+def _name(source: str, start: int, tokens: list[Token]) -> int:
+    match = _SEGMENT.match(source, start)
+    assert match is not None
+    end = match.end()
+    while end < len(source) and source[end] == ".":
+        segment = _SEGMENT.match(source, end + 1)
+        if segment is None:
+            where = "ends with '.'" if end + 1 == len(source) else "has '.' not followed by a name"
+            raise _fail(source, end + 1, f"name {source[start : end + 1]!r} {where}")
+        end = segment.end()
+    text = source[start:end]
+    if text in KEYWORDS:
+        tokens.append(Token("keyword", text, start + 1))
+    elif text.lower() in ("true", "false"):
+        raise _fail(source, start + 1, f"unknown name {text!r}; use true/false (lowercase)")
+    else:
+        tokens.append(Token("name", text, start + 1))
+    return end
+
+
+def _operator(source: str, pos: int, tokens: list[Token]) -> int:
+    for text in _SYMBOLS:
+        if source.startswith(text, pos):
+            if text in _MISTAKES:
+                raise _fail(source, pos + 1, f"unexpected {text!r}; {_MISTAKES[text]}")
+            tokens.append(Token("op", text, pos + 1))
+            return pos + len(text)
+    raise _fail(source, pos + 1, f"unexpected character {source[pos]!r}")
+
+
+# ---------------------------------------------------------------- parser
+
+
+class _Parser:
+    """Precedence climbing; chains of one precedence become one n-ary node."""
+
+    def __init__(self, source: str, tokens: list[Token]) -> None:
+        self.source = source
+        self.tokens = tokens
+        self.pos = 0
+        self.depth = 0
+
+    def parse(self) -> Node:
+        if self.peek().kind == "end":
+            raise self.fail(1, "empty expression")
+        node = self.expression(0)
+        token = self.peek()
+        if token.text in (")", "]") and token.kind == "op":
+            raise self.fail(token.column, f"unmatched {token.text!r}")
+        if token.kind != "end":
+            raise self.fail(
+                token.column, f"unexpected {token.describe()}; expected an operator or the end"
+            )
+        return node
+
+    def fail(self, column: int, reason: str) -> ExpressionError:
+        return _fail(self.source, column, reason)
+
+    def peek(self) -> Token:
+        return self.tokens[self.pos]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def enter(self, token: Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(
+                token.column,
+                f"expression nested too deeply (more than {MAX_DEPTH} levels of "
+                "parentheses, brackets, calls and unary operators)",
+            )
+
+    def infix(self) -> str | None:
+        token = self.peek()
+        if token.kind == "keyword" and token.text == "not":
+            following = self.tokens[self.pos + 1]
+            return "not in" if following.kind == "keyword" and following.text == "in" else None
+        if token.kind in ("op", "keyword") and token.text in _POWER:
+            return token.text
+        return None
+
+    def expression(self, min_power: int) -> Node:
+        left = self.prefix(min_power)
+        while True:
+            token = self.peek()
+            if token.kind == "op" and token.text == "(":
+                raise self.fail(token.column, f"unexpected '('; {_CALLABLE}")
+            if token.kind == "op" and token.text == "[":
+                raise self.fail(token.column, "unexpected '['; indexing is not supported")
+            op = self.infix()
+            if op is None or _POWER[op] < min_power:
+                return left
+            left = self.chain(left, _POWER[op])
+
+    def chain(self, first: Node, power: int) -> Node:
+        links: list[tree.Operation] = []
+        while (op := self.infix()) is not None and _POWER[op] == power:
+            token = self.advance()
+            if op == "not in":
+                self.advance()
+            links.append(tree.Operation(op, token.column, self.expression(power + 1)))
+        if power in (_OR, _AND):
+            return tree.BoolOp(
+                links[0].op, (first, *(link.operand for link in links)), first.column
+            )
+        if power == _CMP:
+            return tree.Compare(first, tuple(links), first.column)
+        return tree.Arith(first, tuple(links), first.column)
+
+    def prefix(self, min_power: int) -> Node:
+        token = self.advance()
+        if token.kind in ("number", "string"):
+            return tree.Literal(token.value, token.column)
+        if token.kind == "name":
+            if self.peek().kind == "op" and self.peek().text == "(":
+                return self.call(token)
+            return tree.Name(token.text, token.column)
+        if token.kind == "keyword" and token.text in ("true", "false"):
+            return tree.Literal(token.text == "true", token.column)
+        if token.kind == "keyword" and token.text == "not":
+            if min_power > _NOT:
+                raise self.fail(token.column, "put 'not …' in parentheses here")
+            return self.unary(token, _NOT)
+        if token.kind == "op" and token.text in ("-", "+"):
+            return self.unary(token, _UNARY)
+        if token.kind == "op" and token.text == "(":
+            self.enter(token)
+            inner = self.expression(0)
+            self.close(")", token)
+            self.depth -= 1
+            return inner
+        if token.kind == "op" and token.text == "[":
+            self.enter(token)
+            items = self.items("]", token)
+            self.depth -= 1
+            return tree.ListLiteral(items, token.column)
+        before = self.tokens[self.pos - 2] if self.pos >= 2 else None
+        after = f" after {before.text!r}" if before is not None else ""
+        raise self.fail(token.column, f"expected a value{after}, got {token.describe()}")
+
+    def unary(self, token: Token, power: int) -> Node:
+        self.enter(token)
+        operand = self.expression(power)
+        self.depth -= 1
+        return tree.Unary(token.text, operand, token.column)
+
+    def call(self, name: Token) -> Node:
+        if "." in name.text:
+            raise self.fail(name.column, _CALLABLE)
+        if name.text not in FUNCTIONS:
+            hint = did_you_mean(name.text, FUNCTIONS)
+            raise self.fail(name.column, f"unknown function {name.text!r}; {hint}")
+        opening = self.advance()
+        self.enter(opening)
+        args = self.items(")", opening)
+        self.depth -= 1
+        fewest, most = FUNCTIONS[name.text]
+        if len(args) < fewest or (most is not None and len(args) > most):
+            if most is None:
+                wanted = f"at least {fewest} arguments"
+            elif most == fewest:
+                wanted = f"{fewest} argument" + ("" if fewest == 1 else "s")
+            else:
+                wanted = f"{fewest} or {most} arguments"
+            raise self.fail(name.column, f"{name.text}() takes {wanted}, got {len(args)}")
+        return tree.Call(name.text, args, name.column)
+
+    def items(self, closing: str, opening: Token) -> tuple[Node, ...]:
+        found: list[Node] = []
+        if self.peek().kind == "op" and self.peek().text == closing:
+            self.advance()
+            return ()
+        while True:
+            found.append(self.expression(0))
+            if self.peek().kind == "op" and self.peek().text == ",":
+                self.advance()
+                continue
+            self.close(closing, opening)
+            return tuple(found)
+
+    def close(self, closing: str, opening: Token) -> None:
+        token = self.advance()
+        if token.kind == "op" and token.text == closing:
+            return
+        if token.kind == "end":
+            raise self.fail(opening.column, f"{opening.text!r} is never closed")
+        raise self.fail(
+            token.column,
+            f"expected {closing!r} to close {opening.text!r} at column {opening.column}, "
+            f"got {token.describe()}",
+        )
