@@ -43,6 +43,7 @@ class SmartPlugEmulator(MiotMcuEmulator):
         "with the relay open",
         "slow_poll": "polls get_down every 400 ms (the rule is 100–200 ms)",
         "no_overload_event": "trips on overcurrent but never sends the overload event",
+        "meter_gain_error": "its own power/current meter reads 15 % high (the mains draw is right)",
     }
     INPUTS: ClassVar[Mapping[str, str]] = {"load_current": "A"}
 
@@ -141,8 +142,9 @@ class SmartPlugEmulator(MiotMcuEmulator):
     def _meter(self) -> None:
         # rounded to the meter's resolution so an unchanged load is not re-reported
         st = self.electrical_state(self.supply_v)
-        self.update(POWER, round(st.power_w, 2))
-        self.update(CURRENT, round(st.current_a, 3))
+        gain = 1.15 if self.has("meter_gain_error") else 1.0
+        self.update(POWER, round(st.power_w * gain, 2))
+        self.update(CURRENT, round(st.current_a * gain, 3))
 
     def state(self) -> dict[str, Any]:
         out = super().state()

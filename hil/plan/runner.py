@@ -16,7 +16,7 @@ from hil.bench.bench import Bench
 from hil.errors import DeviceError, HilError
 from hil.measure.limits import Outcome, reduce
 from hil.plan.conditions import Condition, bind
-from hil.plan.prompts import Prompter
+from hil.plan.prompts import Prompter, interpret
 from hil.plan.resolved import (
     Block,
     Expectation,
@@ -261,7 +261,10 @@ class PlanRunner:
                 "file (--hil-answers FILE)",
                 CATEGORY_OPERATOR,
             )
-        answer = self.prompter.ask(step.id, q.prompt)
+        try:  # whatever the prompter returns is read as the prompt's kind
+            answer = interpret(q.prompt, self.prompter.ask(step.id, q.prompt), step.id)
+        except ValueError as err:
+            raise StepFailed(str(err), CATEGORY_OPERATOR) from None
         entry = {
             "step": step.id,
             "message": q.prompt.message,

@@ -66,7 +66,7 @@ def show(plans: list[ResolvedPlan]) -> str:
             )
             out.append(f"  requirements: {reqs}")
         if plan.instance.values:
-            vals = ", ".join(f"{k}={v}" for k, v in plan.instance.values.items())
+            vals = ", ".join(f"{k}={_fmt(v)}" for k, v in plan.instance.values.items())
             out.append(f"  parameters: {vals}")
         out.append(f"  devices: {', '.join(meta.devices)}")
         if plan.skip:
@@ -80,6 +80,10 @@ def show(plans: list[ResolvedPlan]) -> str:
                 out.extend(_step_lines(steps, 4))
         out.append("")
     return "\n".join(out)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _step_lines(steps: Iterable[ResolvedStep], indent: int) -> Iterator[str]:

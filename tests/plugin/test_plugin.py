@@ -131,3 +131,52 @@ def test_malformed_plan_is_a_located_collection_error(project: pytest.Pytester) 
 def test_root_project_config_registers_plan_roots() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert 'hil_plan_roots = ["testplans"]' in text
+
+
+def test_matrix_items_tags_as_markers_and_k_selection(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess(
+        "testplans", "--collect-only", "-q", "-m", "safety", "-k", "E2 and not 60"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "testplans/safety/E2-no-unlock-while-moving.yaml::E2[speed_kmh=16]",
+            "testplans/safety/E2-no-unlock-while-moving.yaml::E2[speed_kmh=30]",
+        ]
+    )
+    assert "speed_kmh=60" not in result.stdout.str()
+    assert "A0" not in result.stdout.str()  # tagged home/miot, not safety
+
+
+def test_command_line_parameter_and_answers_file(project: pytest.Pytester) -> None:
+    answers = project.path / "answers.yaml"
+    answers.write_text("connect-load: no\n")
+    result = project.runpytest_subprocess(
+        "testplans/acceptance/PM1-plug-meter-accuracy.yaml",
+        "--bench",
+        str(EMULATED_BENCH),
+        "--hil-answers",
+        str(answers),
+        "--hil-param",
+        "PM1.load_a=3",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*PM1 FAILED: step connect-load*Connect a 3 A resistive load*"])
+
+
+def test_gated_plan_is_reported_skipped_with_the_reason(project: pytest.Pytester) -> None:
+    bench = project.path / "bench.yaml"
+    bench.write_text(
+        EMULATED_BENCH.read_text()
+        .replace("answers: emulated-answers.yaml\n", "")
+        .replace(
+            '    visa: {resource: auto, backend: "@py"}\n',
+            '    visa: {resource: auto, backend: "@py"}\n    capabilities: [power_meter]\n',
+        )
+    )
+    result = project.runpytest_subprocess(
+        "testplans/energy/NE1-integrated-energy.yaml", "--bench", str(bench), "-rs"
+    )
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*NE1: requires power_analyzer.energy_meter; the bench lacks power_analyzer.energy_meter*"]
+    )
