@@ -103,6 +103,7 @@ def test_device_type_is_registered_and_its_definition_opens_nothing() -> None:
         "high_standby",
         "slow_poll",
         "no_overload_event",
+        "meter_gain_error",
     }
 
 

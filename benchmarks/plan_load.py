@@ -1,0 +1,140 @@
+"""Plan loading: 1,000 plans loaded, expanded and resolved against the emulated bench.
+
+Writes 1,000 variations of the shipped plans (``testplans/**/*.yaml``: new ids,
+scaled parameter defaults, some with a matrix, some with extra steps) into a
+temporary folder, then times, in this process, ``load_plan`` →
+``instances()`` → ``resolve_plan`` over all of them: one warm-up, then the
+median of 5 runs. The goal is under 2 s for the lot. It then times
+``hil plans validate`` on the same folder as a subprocess (interpreter start,
+imports and bench loading included) and prints that separately.
+
+    .venv/bin/python benchmarks/plan_load.py       # HIL_BENCH_PLANS=1000 HIL_BENCH_REPS=5
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hil.bench.definition import DeviceDefinition
+from hil.bench.loader import load_bench
+from hil.plan.loader import load_plan
+from hil.plan.resolve import resolve_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benches" / "emulated.yaml"
+PLANS = ROOT / "testplans"
+GOAL_S = 2.0
+
+# a parameter each plan can run as a matrix, with values its steps accept
+MATRICES: dict[str, tuple[str, list[float]]] = {
+    "E1": ("target_kmh", [30, 40, 60]),
+    "A1": ("overload_a", [12, 14]),
+    "A0": ("load_a", [1, 3, 5]),
+    "NE1": ("load_a", [1, 2]),
+}
+
+
+def variant(base: dict[str, Any], i: int) -> dict[str, Any]:
+    """Plan ``i``: the shipped plan with a new id and its own parameters and steps."""
+    plan = copy.deepcopy(base)
+    plan["id"] = f"{base['id']}-{i:04d}"
+    plan["title"] = f"{base['title']} (variant {i})"
+    factor = 0.9 + (i % 7) * 0.05  # 0.90 … 1.20, the same for every number of the plan
+    for p in plan.get("parameters", {}).values():
+        if p.get("type", "number") == "number" and isinstance(p["default"], int | float):
+            value = round(p["default"] * factor, 3)
+            if p.get("max") is not None:
+                value = min(value, p["max"])
+            if p.get("min") is not None:
+                value = max(value, p["min"])
+            p["default"] = value
+    if i % 4 == 0 and base["id"] in MATRICES and "matrix" not in plan:
+        name, values = MATRICES[base["id"]]
+        plan["matrix"] = {name: values}
+    for k in range(i % 3):  # 0-2 extra steps: a pause and, where there is one, an expectation
+        plan["steps"].append({"id": f"extra-wait-{k}", "wait": {"duration": f"{100 + k} ms"}})
+        expects = [s for s in base["steps"] if "expect" in s and "save_as" not in s]
+        if expects:
+            extra = copy.deepcopy(expects[k % len(expects)])
+            extra["id"] = f"extra-expect-{k}"
+            plan["steps"].append(extra)
+    return plan
+
+
+def write_plans(folder: Path, count: int) -> list[Path]:
+    shipped = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(PLANS.rglob("*.yaml"))]
+    paths = []
+    for i in range(count):
+        base = shipped[i % len(shipped)]
+        path = folder / f"{base['id']}-{i:04d}.yaml"
+        text = yaml.safe_dump(variant(base, i), sort_keys=False, allow_unicode=True)
+        path.write_text("# yaml-language-server: $schema=plan.schema.json\n" + text)
+        paths.append(path)
+    return paths
+
+
+def load_all(
+    paths: list[Path],
+    definitions: dict[str, DeviceDefinition],
+    capabilities: dict[str, frozenset[str]],
+) -> int:
+    """Load, expand and resolve every plan; the number of plan instances."""
+    instances = 0
+    for path in paths:
+        for instance in load_plan(path).instances():
+            resolve_plan(instance, definitions, capabilities)
+            instances += 1
+    return instances
+
+
+def main() -> None:
+    count = int(os.environ.get("HIL_BENCH_PLANS", "1000"))
+    reps = int(os.environ.get("HIL_BENCH_REPS", "5"))
+    bench = load_bench(BENCH)
+    definitions, capabilities = bench.definitions(), bench.capabilities()
+    with tempfile.TemporaryDirectory(prefix="hil-plan-bench-") as tmp:
+        folder = Path(tmp)
+        paths = write_plans(folder, count)
+        instances = load_all(paths, definitions, capabilities)  # warm-up; fails on a bad variant
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            load_all(paths, definitions, capabilities)
+            times.append(time.perf_counter() - start)
+        median = statistics.median(times)
+
+        hil = Path(sys.executable).with_name("hil")
+        command = [str(hil)] if hil.exists() else [sys.executable, "-m", "hil"]
+        start = time.perf_counter()
+        done = subprocess.run(
+            [*command, "plans", "validate", str(folder), "--bench", str(BENCH)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        cli = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"hil plans validate failed:\n{done.stdout}{done.stderr}")
+    print(f"plans: {count}")
+    print(f"instances: {instances}")
+    print(f"load_and_validate_s: {median:.3f}")
+    print(f"per_plan_ms: {median / count * 1000:.3f}")
+    print(f"runs_s: {', '.join(f'{t:.3f}' for t in times)}")
+    print(f"goal: < {GOAL_S:g} s: {'met' if median < GOAL_S else 'NOT met'}")
+    print(f"cli_validate_s: {cli:.3f}")
+    print(f"cli_says: {done.stdout.strip().splitlines()[-1]}")
+
+
+if __name__ == "__main__":
+    main()
