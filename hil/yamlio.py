@@ -8,6 +8,8 @@ error location (``("steps", 3, "expect", "within")``) into ``file:line:col``.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from hil.errors import ConfigError
+from hil.errors import ConfigError, did_you_mean
 
 MAX_BYTES = 2 * 1024 * 1024  # plans and benches are small; a 50 MB file is a mistake
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
@@ -34,6 +36,7 @@ class Locations:
     file: str
     marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    quoted: set[Path_] = field(default_factory=set)  # scalars written in quotes (column + 1)
 
     def find(self, loc: Sequence[Key], *, key: bool = False) -> tuple[int | None, int | None]:
         """The position of ``loc`` or of its nearest ancestor that has one."""
@@ -52,6 +55,11 @@ class Locations:
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+_SCALAR_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "merge")
+)
+# libyaml's parser (same marks, several times faster) where PyYAML was built with it
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Builder:
@@ -84,6 +92,10 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            raise self.fail(node, f"tag {node.tag!r} is not allowed; hil files are plain YAML data")
+        if getattr(node, "style", None) in ("'", '"'):
+            self.locs.quoted.add(path)
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as err:
@@ -113,6 +125,20 @@ class _Builder:
         return out
 
 
+def _reader_error(err: yaml.reader.ReaderError, text: str, file: str) -> ConfigError:
+    # reader errors carry no mark, only a character offset in the text
+    before = text[: err.position]
+    line, column = before.count("\n") + 1, err.position - (before.rfind("\n") + 1) + 1
+    char = err.character if isinstance(err.character, str) else chr(err.character)
+    return ConfigError(
+        f"malformed YAML: character U+{ord(char):04X} is not allowed in YAML text "
+        "(a control character? retype or delete it)",
+        file=file,
+        line=line,
+        column=column,
+    )
+
+
 def _problem(err: yaml.YAMLError) -> str:
     problem = getattr(err, "problem", None) or str(err)
     return str(problem).strip()
@@ -132,12 +158,17 @@ def _load_text(text: str, file: str) -> tuple[Any, Locations]:
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise ConfigError(f"file is larger than {MAX_BYTES // 1024} KiB; refused", file=file)
     locs = Locations(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as err:  # the pure-Python reader checks characters up front
+        raise _reader_error(err, text, file) from err
     try:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError("file is empty", file=file, line=1)
         data = _Builder(file, loader, locs).build(node, ())
+    except yaml.reader.ReaderError as err:
+        raise _reader_error(err, text, file) from err
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
@@ -145,6 +176,8 @@ def _load_text(text: str, file: str) -> tuple[Any, Locations]:
         message = f"malformed YAML: {_problem(err)}"
         if err.context and err.context_mark and err.context_mark is not mark:
             message += f" ({err.context} that began at line {err.context_mark.line + 1})"
+        if "block end" in message or "block mapping" in message or "indentation" in message:
+            message += "; check the indentation of this line and the one above"
         raise ConfigError(message, file=file, line=line, column=col) from err
     except yaml.YAMLError as err:
         raise ConfigError(f"malformed YAML: {_problem(err)}", file=file) from err
@@ -172,7 +205,16 @@ def load_file(path: Path, cls: type[ConfigError] = ConfigError) -> tuple[Any, Lo
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise cls(f"not UTF-8 text: {err.reason} at byte {err.start}", file=file) from err
+        raw = path.read_bytes()[: err.start]
+        line = raw.count(b"\n") + 1
+        column = err.start - (raw.rfind(b"\n") + 1) + 1
+        raise cls(
+            f"not UTF-8 text: {err.reason} (byte 0x{err.object[err.start]:02x}); "
+            "save the file as UTF-8",
+            file=file,
+            line=line,
+            column=column,
+        ) from err
     except OSError as err:
         raise cls(f"cannot read file: {err.strerror}", file=file) from err
     return load_text(text, file, cls)
@@ -204,24 +246,37 @@ def validate(model: type[M], data: Any, locs: Locations, cls: type[ConfigError])
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as err:
-        raise pydantic_error(err, locs, cls) from err
+        raise pydantic_error(err, locs, cls, model=model) from err
 
 
 def pydantic_error(
-    err: pydantic.ValidationError, locs: Locations, cls: type[ConfigError], prefix: Path_ = ()
+    err: pydantic.ValidationError,
+    locs: Locations,
+    cls: type[ConfigError],
+    prefix: Path_ = (),
+    model: Any = None,
 ) -> ConfigError:
     first = err.errors(include_url=False)[0]
-    loc = (*prefix, *_clean_loc(first["loc"]))
+    loc = (*prefix, *_clean_loc(first["loc"], locs, prefix))
     dotted = ".".join(str(p) for p in loc) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
-        ctx = first.get("ctx") or {}
-        allowed = ctx.get("allowed")
+        allowed = _keys_at(model, loc[len(prefix) : -1]) if model is not None else None
         if allowed:
-            message += f"; {allowed}"
+            message += "; " + did_you_mean(str(loc[-1]), allowed)
         line, col = locs.find(loc, key=True)
         return cls(message, file=locs.file, line=line, column=col, path=dotted)
+    if kind == "missing" and loc:
+        where = ".".join(str(p) for p in loc[:-1]) or "the top level"
+        line, col = locs.find(loc[:-1])
+        return cls(
+            f"missing required key {loc[-1]!r} in {where}",
+            file=locs.file,
+            line=line,
+            column=col,
+            path=dotted,
+        )
     message = f"{dotted}: {first['msg']}"
     if (
         kind not in ("missing",)
@@ -233,11 +288,60 @@ def pydantic_error(
     return cls(message, file=locs.file, line=line, column=col, path=dotted)
 
 
-def _clean_loc(loc: Sequence[Any]) -> Path_:
-    # pydantic adds union member / validator names to locations; keep data keys only
-    out: list[str | int] = []
+def _clean_loc(loc: Sequence[Any], locs: Locations, prefix: Path_) -> Path_:
+    """pydantic puts union members and validators (``float``, ``function-…``) into
+    locations; keep only the parts that are keys or indexes of the document."""
+    out: list[Key] = []
     for part in loc:
-        internal = isinstance(part, str) and part.startswith(("function-", "tagged-union["))
-        if isinstance(part, int | str) and not internal:
+        here = (*prefix, *out, part)
+        if here in locs.marks or (isinstance(part, str) and here in locs.key_marks):
             out.append(part)
+    # a key the document does not have (a missing one) still names the problem
+    if loc and isinstance(loc[-1], str) and (not out or out[-1] != loc[-1]):
+        last = loc[-1]
+        if not last.startswith(("function-", "tagged-union[")) and last not in _TYPE_TAGS:
+            out.append(last)
     return tuple(out)
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "literal_error"})
+
+
+def _keys_at(model: Any, path: Path_) -> list[str] | None:
+    """The keys a pydantic model accepts at ``path`` (for a "did you mean")."""
+    candidates: list[Any] = [model]
+    for part in (*path, None):
+        models = [m for c in candidates for m in _models(c)]
+        if part is None:
+            keys = [f.alias or name for m in models for name, f in m.model_fields.items()]
+            return keys or None
+        nxt: list[Any] = []
+        for c in candidates:
+            for t in _flatten(c):
+                origin = typing.get_origin(t)
+                args = typing.get_args(t)
+                if isinstance(part, int) and origin in (list, tuple) and args:
+                    nxt.append(args[0])
+                elif isinstance(part, str) and origin is dict and len(args) == 2:
+                    nxt.append(args[1])
+        for m in models:
+            if isinstance(part, str):
+                for name, f in m.model_fields.items():
+                    if part in (name, f.alias):
+                        nxt.append(f.annotation)
+        candidates = nxt
+    return None
+
+
+def _flatten(tp: Any) -> list[Any]:
+    """Unwrap Annotated/Optional/Union into the plain types they allow."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for a in typing.get_args(tp) for t in _flatten(a)]
+    return [tp]
+
+
+def _models(tp: Any) -> list[type[pydantic.BaseModel]]:
+    return [t for t in _flatten(tp) if isinstance(t, type) and issubclass(t, pydantic.BaseModel)]

@@ -7,6 +7,7 @@ no hardware touched.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class SignalInfo:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 names = f" or one of {sorted(self.choices)}" if self.choices else ""
                 raise ValueError(f"{self.name} is a number{names}; got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{self.name}: {value!r} is not finite")
             return value
         if self.kind == "string" and not isinstance(value, str):
             raise ValueError(f"{self.name} is a string; got {value!r}")

@@ -48,7 +48,7 @@ Value = bool | int | float | str
 Ref = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*\.[^\s]+$")]  # device.name…
 Severity = Literal["blocker", "critical", "normal", "minor", "trivial"]
 Expr = Annotated[str, Field(pattern=EXPR)]  # "${ … }", evaluated when the step runs
-Number = float | Expr
+Number = float | str  # a number, a quantity ("30 km/h") or "${…}"; checked by the resolver
 Identifier = Annotated[str, Field(pattern=IDENT)]
 
 

@@ -9,6 +9,7 @@ saved values or signals are left for the runner.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ def _convert(p: Parameter, value: Any) -> Value:
             raise ValueError(f"expected an integer, got {value!r}")
         if not isinstance(value, int | float):
             raise ValueError(f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not finite")
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
@@ -112,6 +115,8 @@ def expand(
                 f"matrix names {name!r}, which is not a declared parameter; "
                 + did_you_mean(name, parameters),
             )
+        if not values:
+            raise locs.error(PlanError, ("matrix", name), f"matrix entry {name!r} has no values")
         axis = []
         for i, v in enumerate(values):
             try:
@@ -161,6 +166,8 @@ def _evaluate(
     source: str, offset: int, values: Mapping[str, Value], locs: Locations, path: Loc
 ) -> Any:
     line, col = locs.find(path)
+    if col is not None and path in locs.quoted:
+        col += 1  # the opening quote
     try:
         expr = parse(source)
         if any(name not in values for name, _ in expr.names()):
@@ -168,8 +175,6 @@ def _evaluate(
         return expr.evaluate(lambda n: values[n])
     except ExpressionError as err:
         column = None if col is None else col + offset + int(err.column) - 1
-        # +1 for the opening quote when the scalar is quoted is not knowable here;
-        # the column points into the scalar as written without quotes
         raise PlanError(
             f"in ${{{source}}}: {err.reason}", file=locs.file, line=line, column=column
         ) from None

@@ -62,6 +62,7 @@ class _Resolver:
         self.caps = capabilities
         self.plan_devices = set(instance.plan.devices)
         self.saved: set[str] = set()
+        self.saved_later = _saves(instance)
         self.signals: dict[str, SignalRef] = {}
 
     def fail(self, loc: Loc, message: str, column: int | None = None) -> PlanError:
@@ -108,6 +109,13 @@ class _Resolver:
                     self.signal(name, loc)
                     continue
                 hint = did_you_mean(signal, self.defs[device].signals)
+            elif name in self.saved_later:
+                raise self.fail(
+                    loc,
+                    f"in {source!r}: {name!r} is used before it is saved "
+                    f"(step {self.saved_later[name]!r} saves it later)",
+                    offset + column,
+                )
             else:
                 known = [*params, *self.saved, *self.plan_devices]
                 hint = did_you_mean(name, known)
@@ -127,7 +135,7 @@ class _Resolver:
             if isinstance(value, str) and value not in info.choices:
                 q = split_quantity(value)
                 if q is not None:
-                    return convert(q[0], q[1], info.unit)
+                    return info.coerce(convert(q[0], q[1], info.unit))
             return info.coerce(value)
         except ValueError as err:
             raise self.fail(loc, str(err)) from err
@@ -141,7 +149,11 @@ class _Resolver:
         except ExpressionError as err:
             raise self.fail(loc, f"in require {source!r}: {err.reason}", int(err.column)) from None
         for name, column in expr.names():
-            device, _, cap = name.partition(".")
+            device, dot, cap = name.partition(".")
+            if not dot:
+                raise self.fail(
+                    loc, f"require names {name!r}: write device.capability, e.g. {name}.uds", column
+                )
             if device not in self.plan_devices:
                 raise self.fail(
                     loc,
@@ -294,8 +306,9 @@ class _Resolver:
                 raise self.fail(
                     loc, f"{ref} has no field {fname!r}; " + did_you_mean(fname, info.fields)
                 )
-            vloc = loc if fname == "value" else (*loc[:-1], fname)
-            out[fname] = self.value(finfo, raw, vloc if fname == "value" else loc)
+            # a set's value sits beside its target: (…, "set", "value")
+            vloc = (*loc[:-1], "value") if fname == "value" else loc
+            out[fname] = self.value(finfo, raw, vloc)
         shown = {k: _shown(info.fields[k], v) for k, v in out.items()}
         return Stimulus(device, name, out, shown)
 
@@ -391,6 +404,23 @@ class _Resolver:
             line, _ = self.locs.find(loc)
             out.append(InvariantCheck(inv.id, inv.name or inv.always, expr, refs, line))
         return tuple(out)
+
+
+def _saves(instance: PlanInstance) -> dict[str, str]:
+    """save_as name → the id (or position) of the step that saves it."""
+    out: dict[str, str] = {}
+
+    def walk(steps: Sequence[Step], where: str) -> None:
+        for i, step in enumerate(steps):
+            if step.save_as:
+                out.setdefault(step.save_as, step.id or f"{where} {i + 1}")
+            if step.group is not None:
+                walk(step.group.steps, where)
+
+    plan = instance.plan
+    for section in ("setup", "steps", "teardown"):
+        walk(getattr(plan, section), section)
+    return out
 
 
 def _shown(info: SignalInfo, value: Any) -> str:

@@ -53,7 +53,7 @@ devices:
         (
             "spec: 1\nid: t\ndevices: {ev: {type: ev, emulated: true, can: {interface: virtual, channel: c}}\n",
             4,
-            "malformed YAML: expected ',' or '}', but got '<stream end>' (while parsing a flow mapping that began at line 3)",
+            "malformed YAML: did not find expected ',' or '}' (while parsing a flow mapping that began at line 3)",
         ),
         (
             GOOD_HEAD

@@ -10,7 +10,6 @@ Expressions go through ``parse`` and ``evaluate``: only ``ExpressionError``.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -221,9 +220,8 @@ parameters = st.dictionaries(
     ),
     max_size=3,
 )
-# empty matrix lists crash load_plan today (IndexError): tests/plans/broken/73-matrix-empty
 matrices = st.dictionaries(
-    st.sampled_from(PARAMS), st.lists(values, min_size=1, max_size=3), max_size=2
+    st.sampled_from(PARAMS), st.lists(values, min_size=0, max_size=3), max_size=2
 )
 invariants = st.lists(
     st.fixed_dictionaries(
@@ -330,27 +328,12 @@ yaml_noise = st.lists(
 ).map("".join)  # fmt: skip
 
 
-# Characters PyYAML's reader refuses (C0/C1 controls, U+FFFE/FFFF) escape as
-# yaml.reader.ReaderError today: tests/plans/broken/79-control-character. Left
-# out here so this test keeps looking for other holes.
-_UNPRINTABLE = re.compile(
-    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
-
-
-def _printable(data: bytes) -> bool:
-    try:
-        return not _UNPRINTABLE.search(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        return True  # not UTF-8: refused before YAML sees it
-
-
 @settings(max_examples=200)
 @given(
     text=st.one_of(
         yaml_noise,
-        st.text(max_size=300).map(lambda t: _UNPRINTABLE.sub("", t)),
-        st.binary(max_size=300).filter(_printable),
+        st.text(max_size=300),
+        st.binary(max_size=300),
     )
 )
 def test_raw_text_loads_or_fails_with_a_hil_error(
