@@ -42,6 +42,7 @@ class LoadedPlan:
     parameters: Mapping[str, Parameter]
     matrix: Mapping[str, list[Value]]
     plan: Plan  # with default parameter values (first matrix combination)
+    defaults: tuple[tuple[Instance, Plan], ...] = ()  # validated at load, reused
 
     @property
     def id(self) -> str:
@@ -49,6 +50,8 @@ class LoadedPlan:
 
     def instances(self, overrides: Mapping[str, Any] | None = None) -> list[PlanInstance]:
         """Every matrix combination, with parameter ``overrides`` applied."""
+        if not overrides and self.defaults:
+            return [PlanInstance(self, plan, e.suffix, e.values) for e, plan in self.defaults]
         expanded = expand(self.data, self.parameters, self.matrix, overrides or {}, self.locations)
         return [self._instance(e) for e in expanded]
 
@@ -75,7 +78,8 @@ def load_plan(path: Path) -> LoadedPlan:
     plans = [validate(Plan, e.data, locs, PlanError) for e in expanded]
     _check_step_ids(plans[0], locs)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedPlan(path, sha, locs, data, parameters, matrix, plans[0])
+    defaults = tuple(zip(expanded, plans, strict=True))
+    return LoadedPlan(path, sha, locs, data, parameters, matrix, plans[0], defaults)
 
 
 def _walk(

@@ -105,7 +105,13 @@ class Constraint(Strict):
     falling_through: Number | None = None
 
     def given(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump(by_alias=True).items() if v is not None}
+        """The constraint parts the plan wrote (by their YAML names)."""
+        out: dict[str, Any] = {}
+        for name in _CONSTRAINT_PARTS:
+            value = getattr(self, name)
+            if value is not None:
+                out["not" if name == "not_" else name] = value
+        return out
 
     @model_validator(mode="after")
     def _sane(self) -> Constraint:
@@ -123,6 +129,11 @@ class Constraint(Strict):
         if self.changes and self.unchanged:
             raise ValueError("'changes' and 'unchanged' contradict each other")
         return self
+
+
+_CONSTRAINT_PARTS = tuple(
+    k for k in Constraint.model_fields if k not in ("signal", "signals", "within", "for_", "after")
+)
 
 
 class Anchor(Strict):

@@ -139,9 +139,15 @@ def _fmt(value: Value) -> str:
 def substitute(data: Any, values: Mapping[str, Value], locs: Locations, path: Loc = ()) -> Any:
     """Replace ``${…}`` over parameters only; leave runtime expressions in place."""
     if isinstance(data, dict):
-        return {k: substitute(v, values, locs, (*path, k)) for k, v in data.items()}
+        changed = {}
+        for k, v in data.items():
+            new = substitute(v, values, locs, (*path, k))
+            if new is not v:
+                changed[k] = new
+        return {**data, **changed} if changed else data
     if isinstance(data, list):
-        return [substitute(v, values, locs, (*path, i)) for i, v in enumerate(data)]
+        items = [substitute(v, values, locs, (*path, i)) for i, v in enumerate(data)]
+        return items if any(a is not b for a, b in zip(items, data, strict=True)) else data
     if not isinstance(data, str) or "${" not in data:
         return data
     whole = _EMBEDDED.fullmatch(data.strip())

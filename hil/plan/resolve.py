@@ -187,12 +187,14 @@ class _Resolver:
     # --- constraints ------------------------------------------------------------------
 
     def condition(self, c: Constraint, info: SignalInfo, loc: Loc) -> Condition:
+        given = c.given()
+
         def conv(key: str) -> Any:
-            v = c.given().get(key)
+            v = given.get(key)
             return None if v is None else self.value(info, v, (*loc, key))
 
         for key in ("min", "max", "rising_through", "falling_through"):
-            if c.given().get(key) is not None and info.kind not in ("number", "enum"):
+            if given.get(key) is not None and info.kind not in ("number", "enum"):
                 raise self.fail((*loc, key), f"{info.name} is {info.kind}; '{key}' needs a number")
         tol, tol_pct = None, None
         if c.tolerance is not None:
