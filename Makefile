@@ -43,6 +43,7 @@ test: lint typecheck unit
 
 benchmark: install
 	$(BIN)/python benchmarks/can_capture.py
+	$(BIN)/python benchmarks/plan_load.py
 
 clean:
 	rm -rf reports/allure-results reports/allure-report reports/hil-results reports/summary.txt
