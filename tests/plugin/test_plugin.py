@@ -180,3 +180,30 @@ def test_gated_plan_is_reported_skipped_with_the_reason(project: pytest.Pytester
     result.stdout.fnmatch_lines(
         ["*NE1: requires power_analyzer.energy_meter; the bench lacks power_analyzer.energy_meter*"]
     )
+
+
+def test_plans_run_under_xdist_each_worker_with_its_own_bench(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess(
+        "testplans/safety", "--bench", str(EMULATED_BENCH), "-n", "2", "-k", "E1 or A1 or 16"
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_last_failed_reruns_only_the_failed_plan(project: pytest.Pytester) -> None:
+    first = project.runpytest_subprocess(
+        "testplans/safety",
+        "--bench",
+        str(EMULATED_BENCH),
+        "-k",
+        "E1 or A1",
+        "--hil-defect",
+        "ev:no_auto_lock",
+    )
+    first.assert_outcomes(passed=1, failed=1)
+    again = project.runpytest_subprocess(
+        "testplans/safety", "--bench", str(EMULATED_BENCH), "-k", "E1 or A1", "--lf"
+    )
+    again.assert_outcomes(passed=1)  # only E1 ran again, now on the healthy bench
+    again.stdout.fnmatch_lines(
+        ["run-last-failure: rerun previous 1 failure*", "*E1-speed-auto-lock.yaml .*"]
+    )
