@@ -17,7 +17,7 @@ from devices.power_analyzer.definition import Defaults, load_map
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
 from hil.bench.registry import DriverContext
-from hil.errors import ConfigError, DeviceLost, ProtocolError, did_you_mean
+from hil.errors import ConfigError, DeviceLost, ProtocolError
 from hil.scpi.server import parse_nr3
 from hil.transports.capture import Record
 from hil.transports.visa import ScpiExchange, VisaTransport
@@ -124,12 +124,7 @@ class PowerAnalyzerDriver:
             return history[max(0, start - 1) :]  # with the last one before `since`
 
     def stimulate(self, stimulus: str, values: Mapping[str, Any]) -> float:
-        info = self.definition.stimuli.get(stimulus)
-        if info is None:
-            raise ConfigError(
-                f"{self.name} has no stimulus {stimulus!r}; "
-                + did_you_mean(stimulus, self.definition.stimuli)
-            )
+        info = self.definition.stimulus(stimulus, self.name)
         if info.kind == "input":
             raise ConfigError(
                 f"{self.name}.{stimulus} is a bench input, applied by the bench, not the device"
@@ -200,11 +195,7 @@ class PowerAnalyzerDriver:
     # --- internals --------------------------------------------------------------------
 
     def _signal(self, signal: str) -> None:
-        if signal not in self.definition.signals:
-            raise ConfigError(
-                f"{self.name} has no signal {signal!r}; "
-                + did_you_mean(signal, self.definition.signals)
-            )
+        self.definition.signal(signal, self.name)
 
     def _command(self, stimulus: str, values: Mapping[str, Any]) -> str:
         if stimulus == "integration":

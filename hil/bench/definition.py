@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from hil.errors import ConfigError, did_you_mean
+
 ValueKind = Literal["number", "bool", "enum", "string"]
 StimulusKind = Literal["message", "property", "action", "input", "setting"]
 TransportKind = Literal["can", "serial", "visa"]
@@ -95,3 +97,21 @@ class DeviceDefinition:
     @property
     def all_capabilities(self) -> frozenset[str]:
         return self.capabilities | self.known_capabilities
+
+    def signal(self, name: str, device: str) -> SignalInfo:
+        """The signal ``name``, or a ``ConfigError`` naming ``device`` with a "did you mean"."""
+        info = self.signals.get(name)
+        if info is None:
+            raise ConfigError(
+                f"{device} has no signal {name!r}; " + did_you_mean(name, self.signals)
+            )
+        return info
+
+    def stimulus(self, name: str, device: str) -> StimulusInfo:
+        """The stimulus ``name``, or a ``ConfigError`` naming ``device`` with a "did you mean"."""
+        info = self.stimuli.get(name)
+        if info is None:
+            raise ConfigError(
+                f"{device} has no stimulus {name!r}; " + did_you_mean(name, self.stimuli)
+            )
+        return info

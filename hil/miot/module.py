@@ -29,7 +29,6 @@ from hil.errors import (
     DeviceLost,
     DeviceTimeout,
     ProtocolError,
-    did_you_mean,
 )
 from hil.miot.codec import Bare, Line, LineError, Value, decode_line, encode_line, is_int
 from hil.miot.spec import MiotSpec, PropertySpec
@@ -426,11 +425,7 @@ class MiotModuleDriver:
         return {"model": model, "firmware": version or ""}
 
     def _signal(self, signal: str) -> None:
-        if signal not in self.definition.signals:
-            raise ConfigError(
-                f"{self.name} has no signal {signal!r}; "
-                + did_you_mean(signal, self.definition.signals)
-            )
+        self.definition.signal(signal, self.name)
 
     def samples(self, signal: str, since: float) -> list[Sample]:
         self._signal(signal)
@@ -455,12 +450,7 @@ class MiotModuleDriver:
         raise ProtocolError(f"{signal} is not readable and was never reported", device=self.name)
 
     def stimulate(self, stimulus: str, values: Mapping[str, Any]) -> float:
-        info = self.definition.stimuli.get(stimulus)
-        if info is None:
-            raise ConfigError(
-                f"{self.name} has no stimulus {stimulus!r}; "
-                + did_you_mean(stimulus, self.definition.stimuli)
-            )
+        info = self.definition.stimulus(stimulus, self.name)
         if info.kind == "property":
             if set(values) != {"value"}:
                 raise ConfigError(

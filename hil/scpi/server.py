@@ -155,31 +155,9 @@ def _expand(pattern: str) -> list[list[_Mnemonic]]:
     return [v for v in variants if v]
 
 
-def split_units(line: str) -> list[str]:
-    """Split a program message at ``;`` outside quoted strings."""
-    units, current, quote = [], [], ""
-    for ch in line:
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-            current.append(ch)
-        elif ch == ";":
-            units.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    units.append("".join(current))
-    return units
-
-
-def split_params(text: str) -> tuple[str, ...]:
-    """Comma-separated parameters outside quoted strings; an empty one is -102."""
-    if not text.strip():
-        return ()
-    params, current, quote = [], [], ""
+def _split_outside_quotes(text: str, sep: str) -> tuple[list[str], bool]:
+    """Split ``text`` at ``sep`` outside quoted strings; also whether a quote is left open."""
+    parts, current, quote = [], [], ""
     for ch in text:
         if quote:
             current.append(ch)
@@ -188,13 +166,27 @@ def split_params(text: str) -> tuple[str, ...]:
         elif ch in "\"'":
             quote = ch
             current.append(ch)
-        elif ch == ",":
-            params.append("".join(current).strip())
+        elif ch == sep:
+            parts.append("".join(current))
             current = []
         else:
             current.append(ch)
-    params.append("".join(current).strip())
-    if quote or any(not p for p in params):
+    parts.append("".join(current))
+    return parts, bool(quote)
+
+
+def split_units(line: str) -> list[str]:
+    """Split a program message at ``;`` outside quoted strings."""
+    return _split_outside_quotes(line, ";")[0]
+
+
+def split_params(text: str) -> tuple[str, ...]:
+    """Comma-separated parameters outside quoted strings; an empty one is -102."""
+    if not text.strip():
+        return ()
+    parts, open_quote = _split_outside_quotes(text, ",")
+    params = [p.strip() for p in parts]
+    if open_quote or any(not p for p in params):
         raise ScpiError(-102)
     return tuple(params)
 
