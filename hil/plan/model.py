@@ -93,11 +93,11 @@ class Constraint(Strict):
     """What an observed value must satisfy; every part given must hold."""
 
     equals: Value | None = None
-    not_: Value | None = Field(None, alias="not")
+    not_: Value | None = Field(default=None, alias="not")
     min: Number | None = None
     max: Number | None = None
     one_of: list[Value] | None = None
-    any_of: list[Constraint] | None = Field(None, min_length=1)
+    any_of: list[Constraint] | None = Field(default=None, min_length=1)
     tolerance: Annotated[float, Field(ge=0)] | Expr | str | None = None
     changes: Literal[True] | None = None
     unchanged: Literal[True] | None = None
@@ -166,9 +166,9 @@ class Expect(Constraint):
     """A signal meets the constraint ``within`` a bound, or stays in it ``for`` a duration."""
 
     signal: Ref | None = None
-    signals: list[Ref] | None = Field(None, min_length=1)
+    signals: list[Ref] | None = Field(default=None, min_length=1)
     within: PositiveDuration | None = None
-    for_: PositiveDuration | None = Field(None, alias="for")
+    for_: PositiveDuration | None = Field(default=None, alias="for")
     after: Anchor | None = None
 
     def refs(self) -> list[str]:
@@ -240,7 +240,7 @@ class Prompt(Strict):
 
     message: str = Field(min_length=1)
     kind: Literal["confirm", "text", "number", "choice", "instruction"] = "confirm"
-    choices: list[str] | None = Field(None, min_length=2)
+    choices: list[str] | None = Field(default=None, min_length=2)
     expect: Value | None = None  # the answer that lets the plan go on (confirm: true)
     timeout: PositiveDuration = 600.0
 
@@ -267,7 +267,7 @@ SAVES = ("expect", "measure", "prompt")  # step kinds that produce a value for s
 class Step(Strict):
     id: Annotated[str, Field(pattern=STEP_ID)] | None = None
     name: str | None = None
-    require: str | None = Field(None, description="capability expression; unmet → step skipped")
+    require: str | None = Field(default=None, description="capability expression; unmet → step skipped")
     save_as: Identifier | None = None
     send: Send | None = None
     set: Set | None = None
@@ -325,7 +325,7 @@ class Plan(Strict):
     )
     owner: str = ""
     devices: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(min_length=1)
-    require: str | None = Field(None, description="capability expression; unmet → plan skipped")
+    require: str | None = Field(default=None, description="capability expression; unmet → plan skipped")
     parameters: dict[Identifier, Parameter] = Field(default_factory=dict)
     matrix: dict[Identifier, list[Value]] = Field(default_factory=dict)
     invariants: list[Invariant] = Field(default_factory=list)
