@@ -11,7 +11,7 @@ def summarize(records: Sequence[dict[str, Any]], report: str | None) -> tuple[st
     """Text for the terminal and whether every plan passed."""
     latest: dict[str, dict[str, Any]] = {}
     for rec in records:  # oldest first: a re-run of a plan replaces its earlier record
-        latest[rec["plan_id"]] = rec
+        latest[rec["plan_id"] + rec.get("instance", "")] = rec
     counts = Counter(r["status"] for r in latest.values())
     width = max([len(p) for p in latest] + [4])
     lines = ["", "hil certification summary", "=" * 25]
