@@ -19,7 +19,7 @@ def _driver(ctx: DriverContext) -> EvDriver:
             f"device {ctx.name!r} of type 'ev' needs a CAN transport, "
             f"got {type(ctx.transport).__name__}"
         )
-    return EvDriver(ctx.name, ctx.transport, ctx.definition)
+    return EvDriver(ctx.name, ctx.transport, ctx.definition, ctx.settings)
 
 
 def _emulator(ctx: EmulatorContext) -> EvEmulator:
@@ -46,7 +46,7 @@ DEVICE_TYPE = DeviceType(
     driver=_driver,
     emulator=_emulator,
     defects=EvEmulator.DEFECTS,
-    description="Electric car (BMS, VCU, BCM) on CAN: speed, gear, door locks, battery",
+    description="Electric car (BMS, VCU, BCM) on CAN: speed, gear, door locks, battery, UDS",
 )
 
 __all__ = ["DEVICE_TYPE", "EvDriver", "EvEmulator"]

@@ -19,8 +19,11 @@ from hil.bench.driver import Sample
 from hil.cannode.definition import can_definition
 from hil.cannode.driver import CanNodeDriver, Database
 from hil.cannode.e2e import E2EProfile
-from hil.errors import ConfigError, DeviceTimeout, did_you_mean
+from hil.errors import ConfigError, DeviceTimeout, ProtocolError, did_you_mean
 from hil.transports.can import CanTransport, load_dbc
+from hil.uds import plan as uds_plan
+from hil.uds import protocol as uds
+from hil.uds.client import UdsClient
 
 DBC_PATH = Path(__file__).with_name("ev.dbc")
 TYPE_NAME = "ev"
@@ -36,6 +39,14 @@ DOORS = ("FL", "FR", "RL", "RR")
 VEHICLE_SIM = "HIL_VehicleSim"
 
 
+def uds_ids(settings: Mapping[str, Any]) -> tuple[int, int]:
+    """(request id, response id) of the car's diagnostics, the same for both sides."""
+    return (
+        uds.can_id(settings, "uds_request_id", uds.REQUEST_ID),
+        uds.can_id(settings, "uds_response_id", uds.RESPONSE_ID),
+    )
+
+
 @functools.cache
 def load_database() -> Database:
     return load_dbc(DBC_PATH)
@@ -47,18 +58,32 @@ def e2e_profile() -> E2EProfile:
 
 
 def ev_definition(settings: Mapping[str, Any]) -> DeviceDefinition:
-    """The EV's signals and stimuli, from its DBC; opens nothing."""
+    """The EV's signals and stimuli, from its DBC; opens nothing.
+
+    ``settings["uds"] is True`` also declares the UDS plan names (``uds.*``
+    signals, ``uds_*`` actions). They are opt-in so the definition of a
+    plain CAN car stays what existing benches and plans were checked against.
+    """
     definition = can_definition(
         load_database(),
         type_name=TYPE_NAME,
         bench_nodes=BENCH_NODES,
         e2e=e2e_profile(),
         files=(DBC_PATH,),
-        capabilities=frozenset({"can", "vehicle_sim", "door_locks", "battery", "e2e", "auto_lock"}),
+        capabilities=frozenset(
+            {"can", "vehicle_sim", "door_locks", "battery", "e2e", "auto_lock", "uds"}
+        ),
     )
     # capabilities other variants of the car may declare in a bench file
-    return dataclasses.replace(
+    definition = dataclasses.replace(
         definition, known_capabilities=frozenset({"uds", "can_fd", "fd_only", "ac_charging"})
+    )
+    if settings.get("uds") is False:  # a variant without diagnostics
+        return dataclasses.replace(definition, capabilities=definition.capabilities - {"uds"})
+    return dataclasses.replace(
+        definition,
+        signals={**definition.signals, **uds_plan.UDS_SIGNALS},
+        stimuli={**definition.stimuli, **uds_plan.UDS_STIMULI},
     )
 
 
@@ -70,18 +95,57 @@ class EvDriver(CanNodeDriver):
     """
 
     def __init__(
-        self, name: str, transport: CanTransport, definition: DeviceDefinition | None = None
+        self,
+        name: str,
+        transport: CanTransport,
+        definition: DeviceDefinition | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
+        self.settings = dict(settings or {})
         super().__init__(
             name,
             transport,
             load_database(),
-            definition or ev_definition({}),
+            definition or ev_definition(self.settings),
             e2e=e2e_profile(),
             sticky=(VEHICLE_SIM,),
         )
+        self._uds: UdsClient | None = None
+
+    # -- diagnostics ----------------------------------------------------------
+
+    @property
+    def uds(self) -> UdsClient:
+        """The car's UDS client (started on first use, closed with the driver)."""
+        if self._uds is None:
+            request_id, response_id = uds_ids(self.settings)
+            self._uds = UdsClient(
+                self.name, self.transport, request_id=request_id, response_id=response_id
+            )
+        return self._uds
+
+    @property
+    def has_uds(self) -> bool:
+        return "uds" in self.definition.capabilities
 
     def identity(self) -> dict[str, str]:
+        """Firmware, serial, hardware over UDS (F189, F18C, F193); else from VCU_Info."""
+        if self.has_uds:
+            try:
+                dids = (uds.DID_SOFTWARE_VERSION, uds.DID_SERIAL_NUMBER, 0xF193)
+                firmware, serial, hw = (str(self.uds.read_did(d)) for d in dids)
+            except (DeviceTimeout, ProtocolError):
+                pass  # an ECU without diagnostics: the identity frame still tells
+            else:
+                return {
+                    "model": "EV VCU",
+                    "serial": serial,
+                    "firmware": firmware,
+                    "hardware": f"rev {hw}",
+                }
+        return self.identity_from_frame()
+
+    def identity_from_frame(self) -> dict[str, str]:
         """Model, serial and firmware from the VCU_Info frame (bounded wait)."""
         get = {s: int(self.read(f"VCU_Info.{s}").value) for s in ("SwMajor", "SwMinor", "SwPatch")}
         serial = int(self.read("VCU_Info.SerialNumber").value)
@@ -92,6 +156,35 @@ class EvDriver(CanNodeDriver):
             "firmware": f"{get['SwMajor']}.{get['SwMinor']}.{get['SwPatch']}",
             "hardware": f"rev {hw}",
         }
+
+    # -- plans: uds.* signals and uds_* actions beside the CAN names --------
+
+    def samples(self, signal: str, since: float) -> list[Sample]:
+        if uds_plan.is_uds(signal):
+            uds_plan.check_signal(self.name, signal)
+            return uds_plan.samples(self._uds, signal, since)
+        return super().samples(signal, since)
+
+    def read(self, signal: str) -> Sample:
+        if uds_plan.is_uds(signal):
+            return uds_plan.read(self.uds, self.name, signal)
+        return super().read(signal)
+
+    def stimulate(self, stimulus: str, values: Mapping[str, Any]) -> float:
+        if uds_plan.is_uds(stimulus):
+            return uds_plan.stimulate(self.uds, self.name, stimulus, values)
+        return super().stimulate(stimulus, values)
+
+    def write_evidence(self, directory: Path) -> list[Path]:
+        paths = super().write_evidence(directory)
+        if self._uds is not None:
+            paths.append(self._uds.write_jsonl(Path(directory) / f"{self.name}.uds.jsonl"))
+        return paths
+
+    def close(self) -> None:
+        if self._uds is not None:
+            self._uds.close()
+        super().close()
 
     # -- reading ----------------------------------------------------------
 
@@ -180,8 +273,12 @@ class EvDriver(CanNodeDriver):
         count (default: now, including the current value). Raises
         ``DeviceTimeout`` naming the last value seen.
         """
-        self._resolve(signal)
-        info = self.definition.signals[signal]
+        if uds_plan.is_uds(signal):
+            uds_plan.check_signal(self.name, signal)
+            info = uds_plan.UDS_SIGNALS[signal]
+        else:
+            self._resolve(signal)
+            info = self.definition.signals[signal]
         if callable(predicate):
             check: Callable[[Any], bool] = predicate
             name = getattr(predicate, "__name__", "<lambda>")

@@ -20,16 +20,32 @@ Behaviour, per 10 ms tick:
 
 Identity (VCU_Info): ``settings["firmware"]`` ("2.3.1"), ``settings["serial"]``
 (20261125), ``settings["hw_revision"]`` (3).
+
+**Diagnostics** (``hil.uds``, unless ``settings["uds"]`` is false): a UDS
+server on ``uds_request_id`` 0x7E0 → ``uds_response_id`` 0x7E8 answers F189
+(firmware), F18C (serial, 10 digits), F190 (``vin``), F193 (hardware
+revision), D001 (SoC, 0.1 %/bit) and D0FF (needs security access). Routines:
+0x0201 lock actuator test (extended session), 0x0301 insulation test
+(extended + security, answers 0x78 then the result after 0.2 s). ECU reset
+and routine starts are refused (0x22) while the car moves. A BODY_LockCmd
+dropped by E2E sets DTC U0422 with failure type 0x83 (checksum, 0xC42283)
+or 0x82 (counter, 0xC42282). ``uds_s3_s`` (5), ``uds_lockout_s`` (10) and
+``uds_secret`` tune the session and security rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from devices.ev.driver import CAR_NODES, DOORS, e2e_profile, load_database
+import can
+
+from devices.ev.driver import CAR_NODES, DOORS, e2e_profile, load_database, uds_ids
 from hil.cannode.emulator import CanNodeEmulator
 from hil.errors import EmulatorError
+from hil.uds import protocol as uds
+from hil.uds.ecu import Did, EcuOptions, Nrc, Routine, UdsEcu
+from hil.uds.server import UdsServer
 
 GEAR_P, GEAR_R, GEAR_N, GEAR_D = 0, 1, 2, 3
 GEARS = {GEAR_P: "P", GEAR_R: "R", GEAR_N: "N", GEAR_D: "D", 7: "SNA"}
@@ -44,6 +60,14 @@ COAST_DECEL = 0.5  # m/s², rolling resistance in N
 SLOW_AUTO_LOCK_DELAY_S = 1.0
 PACK_AH = 150.0
 
+DEFAULT_VIN = "HILEV000000000001"
+LOCK_CMD_ID = 0x210
+DTC_LOCKCMD_CHECKSUM = 0xC42283  # U0422-83: invalid data from BCM, protection value wrong
+DTC_LOCKCMD_COUNTER = 0xC42282  # U0422-82: alive/sequence counter incorrect
+DID_SOC, DID_PROTECTED = 0xD001, 0xD0FF
+RID_LOCK_TEST, RID_INSULATION = 0x0201, 0x0301
+INSULATION_TEST_S = 0.2
+
 
 class EvEmulator(CanNodeEmulator):
     """The car side of the EV's CAN bus."""
@@ -53,6 +77,8 @@ class EvEmulator(CanNodeEmulator):
         "slow_auto_lock": "doors auto-lock 1.0 s after the speed threshold is crossed",
         "unlock_while_moving": "unlock requests are accepted at any speed",
         "bad_checksum": "BODY_Status is sent with a wrong E2E checksum",
+        "no_security_lockout": "UDS security access never answers 0x36/0x37: no attempt limit",
+        "s3_never_expires": "the UDS extended session never falls back to default (no S3 timeout)",
     }
     INPUTS: ClassVar[Mapping[str, str]] = {}
 
@@ -105,7 +131,95 @@ class EvEmulator(CanNodeEmulator):
         self._current = 0.0
         self._contactor = 0
         self._autolock_since: float | None = None
+        self.resets = 0
+        self.uds: UdsServer | None = None
+        if bool(s.get("uds", True)):
+            self.uds = self._uds_server(f"{major}.{minor}.{patch}")
         self._publish()
+
+    # -- diagnostics ----------------------------------------------------------
+
+    def _uds_server(self, firmware: str) -> UdsServer:
+        s = self.settings
+        request_id, response_id = uds_ids(s)
+        options = EcuOptions(
+            s3_s=float(s.get("uds_s3_s", uds.S3_S)),
+            lockout_s=float(s.get("uds_lockout_s", uds.LOCKOUT_S)),
+            secret=int(s.get("uds_secret", uds.DEFAULT_SECRET)),
+            lockout=not self.has("no_security_lockout"),
+            s3=not self.has("s3_never_expires"),
+            conditions=self._uds_allowed,
+            on_reset=self._on_reset,
+        )
+        ecu = UdsEcu(options)
+        vin = str(s.get("vin", DEFAULT_VIN))
+        serial = int(s.get("serial", 20261125))
+        for did, text in (
+            (uds.DID_SOFTWARE_VERSION, firmware),
+            (uds.DID_SERIAL_NUMBER, f"{serial:010d}"),
+            (uds.DID_VIN, vin),
+            (0xF193, str(int(s.get("hw_revision", 3)))),
+        ):
+            ecu.add_did(Did(did, _constant(text.encode("ascii"))))
+        ecu.add_did(Did(DID_SOC, self._soc_did))
+        ecu.add_did(Did(DID_PROTECTED, lambda: b"\x5a", security=True))
+        ecu.add_routine(Routine(RID_LOCK_TEST, start=self._lock_test, results=lambda _: b"\x02"))
+        ecu.add_routine(
+            Routine(
+                RID_INSULATION,
+                start=self._insulation_test,
+                security=True,
+                duration_s=INSULATION_TEST_S,
+            )
+        )
+        return UdsServer(
+            self.name, ecu, send=self._send_frame, request_id=request_id, response_id=response_id
+        )
+
+    def _soc_did(self) -> bytes:
+        with self._lock:
+            return round(self._soc * 10).to_bytes(2, "big")
+
+    def _send_frame(self, frame: can.Message) -> None:
+        bus = self._bus
+        if bus is not None:
+            bus.send(frame)
+
+    def _uds_allowed(self, sid: int) -> bool:
+        # a real VCU refuses resets and actuator tests while the car moves
+        with self._lock:
+            return sid not in (0x11, 0x31) or self._reported <= 0.0
+
+    def _on_reset(self, kind: int) -> None:
+        with self._lock:
+            self.resets += 1
+
+    def _lock_test(self, option: bytes) -> bytes:
+        if option not in (b"", b"\x00"):
+            raise Nrc(uds.OUT_OF_RANGE)
+        return b"\x01"  # running
+
+    def _insulation_test(self, option: bytes) -> bytes:
+        return b"\x00" + (2500).to_bytes(2, "big")  # passed, 2500 kOhm
+
+    def _start(self) -> None:
+        super()._start()
+        if self.uds is not None:
+            self.uds.start(self.spawn, self.stopping)
+
+    def _stop(self) -> None:
+        if self.uds is not None:
+            self.uds.stop()
+        super()._stop()
+
+    def on_frame(self, frame: can.Message) -> bool:
+        # diagnostic frames are not in the DBC: the UDS server takes them
+        return self.uds is not None and self.uds.feed(frame)
+
+    def on_rejected(self, message: str, reason: str) -> None:
+        if self.uds is not None and message == "BODY_LockCmd":
+            code = DTC_LOCKCMD_CHECKSUM if "checksum" in reason else DTC_LOCKCMD_COUNTER
+            self.uds.ecu.dtcs.set(code)
 
     # -- behaviour (worker thread, under _lock) ---------------------------
 
@@ -198,7 +312,7 @@ class EvEmulator(CanNodeEmulator):
     def state(self) -> dict[str, Any]:
         """A read-only snapshot of the car's internal state."""
         with self._lock:
-            return {
+            snapshot = {
                 "speed_kmh": self._speed,
                 "reported_speed_kmh": self._reported,
                 "target_kmh": self._target,
@@ -215,7 +329,15 @@ class EvEmulator(CanNodeEmulator):
                 "e2e_rejected_by_reason": self.e2e_rejected,
                 "sim_time_s": self.sim_time,
                 "frames_sent": self.frames_sent,
+                "resets": self.resets,
             }
+        # outside _lock: the UDS server takes its own lock, then ours (conditions)
+        snapshot["uds"] = self.uds.state() if self.uds is not None else None
+        return snapshot
+
+
+def _constant(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
 
 
 def _approach(speed: float, target: float, rate_ms2: float, dt: float) -> float:

@@ -164,7 +164,18 @@ class CanNodeEmulator(Emulator):
                 self._dispatch(frame)
                 self._send_due(time.monotonic(), events_only=True)
 
+    def on_frame(self, frame: can.Message) -> bool:
+        """First look at every received frame; return True to consume it.
+
+        For traffic the DBC does not describe (diagnostics over ISO-TP)."""
+        return False
+
+    def on_rejected(self, message: str, reason: str) -> None:
+        """A frame of ``message`` failed E2E checks (``reason``): a real ECU may set a DTC."""
+
     def _dispatch(self, frame: can.Message) -> None:
+        if self.on_frame(frame):
+            return
         message = self._rx.get(frame.arbitration_id)
         if message is None:
             return
@@ -178,10 +189,13 @@ class CanNodeEmulator(Emulator):
         with self._lock:
             if self._receiver is not None:
                 spec = self._receiver.profile.by_frame_id(message.frame_id)
-                if spec is not None and self._receiver.verify(
-                    spec.frame_id, frame.data, int(values[spec.counter])
-                ):
-                    return
+                if spec is not None:
+                    reason = self._receiver.verify(
+                        spec.frame_id, frame.data, int(values[spec.counter])
+                    )
+                    if reason:
+                        self.on_rejected(message.name, reason)
+                        return
             self.on_message(message.name, values, frame.timestamp)
 
     def _send_due(self, now: float, *, events_only: bool = False) -> None:

@@ -267,7 +267,9 @@ SAVES = ("expect", "measure", "prompt")  # step kinds that produce a value for s
 class Step(Strict):
     id: Annotated[str, Field(pattern=STEP_ID)] | None = None
     name: str | None = None
-    require: str | None = Field(default=None, description="capability expression; unmet → step skipped")
+    require: str | None = Field(
+        default=None, description="capability expression; unmet → step skipped"
+    )
     save_as: Identifier | None = None
     send: Send | None = None
     set: Set | None = None
@@ -325,7 +327,9 @@ class Plan(Strict):
     )
     owner: str = ""
     devices: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(min_length=1)
-    require: str | None = Field(default=None, description="capability expression; unmet → plan skipped")
+    require: str | None = Field(
+        default=None, description="capability expression; unmet → plan skipped"
+    )
     parameters: dict[Identifier, Parameter] = Field(default_factory=dict)
     matrix: dict[Identifier, list[Value]] = Field(default_factory=dict)
     invariants: list[Invariant] = Field(default_factory=list)

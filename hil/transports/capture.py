@@ -64,10 +64,11 @@ class Capture(Generic[T]):
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener`` for each new record, on the producing thread."""
-        self._listeners.append(listener)
+        # copy on write: the producing thread iterates the old list undisturbed
+        self._listeners = [*self._listeners, listener]
 
     def remove_listener(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
+        self._listeners = [x for x in self._listeners if x is not listener]
 
     def append(self, t: float, direction: str, data: T) -> Record[T]:
         rec: Record[T] = Record(t, direction, data)
