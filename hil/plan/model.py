@@ -229,6 +229,9 @@ class Measure(Strict):
 
 class Wait(Strict):
     duration: Duration
+    # plan time by default (the bench's time_scale applies); false for a device's
+    # own timing rule that must run in real time (a UDS S3 timeout, a watchdog)
+    scaled: bool = True
 
 
 class Prompt(Strict):

@@ -271,7 +271,7 @@ class _Resolver:
             children = self.steps(section, body.steps, (*base, "steps"))
         else:
             assert isinstance(body, Wait)
-            action = Pause(body.duration)
+            action = Pause(body.duration, body.scaled)
         if step.save_as is not None:
             self.saved.add(step.save_as)
         line, _ = self.locs.find(loc)

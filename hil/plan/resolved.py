@@ -78,6 +78,7 @@ class Measurement:
 @dataclass(frozen=True)
 class Pause:
     duration: float
+    scaled: bool = True
 
 
 @dataclass(frozen=True)

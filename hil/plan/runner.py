@@ -251,7 +251,7 @@ class PlanRunner:
                 raise _ChildFailed(failed)
             return None
         assert isinstance(action, Pause)
-        self._sleep(action.duration * self.scale)
+        self._sleep(action.duration * (self.scale if action.scaled else 1.0))
         return None
 
     def _ask(self, step: ResolvedStep, q: Question, rec: StepRecord) -> Any:
