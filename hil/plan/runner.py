@@ -15,7 +15,8 @@ from typing import Any, Protocol
 from hil.bench.bench import Bench
 from hil.errors import DeviceError, HilError
 from hil.measure.limits import Outcome, reduce
-from hil.plan.conditions import Condition, bind
+from hil.plan.conditions import bind
+from hil.plan.judge import Judge
 from hil.plan.prompts import Prompter, interpret
 from hil.plan.resolved import (
     Block,
@@ -27,31 +28,18 @@ from hil.plan.resolved import (
     ResolvedStep,
     Stimulus,
 )
-from hil.plan.timeline import State, Timeline
+from hil.plan.verdicts import (
+    CATEGORY_CONDITION,
+    CATEGORY_DEADLINE,
+    CATEGORY_DEVICE,
+    CATEGORY_LIMIT,
+    CATEGORY_OPERATOR,
+    CATEGORY_PLAN,
+    CATEGORY_SAFETY,
+    StepFailed,
+)
 from hil.plan.watch import InvariantWatch
 from hil.report.record import MeasurementRecord, PlanRecord, Status, StepRecord
-
-GRACE_S = 0.2  # frames stamped before a deadline may still be in flight this long
-LATE_WATCH_S = 1.5  # how long past a missed deadline to look for the late arrival
-POLL_S = 0.005
-
-CATEGORY_DEADLINE = "deadline missed"
-CATEGORY_CONDITION = "expectation not met"
-CATEGORY_LIMIT = "measurement out of limits"
-CATEGORY_DEVICE = "device not responding"
-CATEGORY_PLAN = "plan error"
-CATEGORY_SAFETY = "safety violation"
-CATEGORY_OPERATOR = "operator"
-
-
-class StepFailed(Exception):
-    """The device did not do what the step expects (a verdict, not a crash)."""
-
-    def __init__(self, message: str, category: str, observed: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.category = category
-        self.observed = observed or {}
 
 
 class _ChildFailed(Exception):
@@ -86,6 +74,7 @@ class PlanRunner:
         self.params: dict[str, Any] = {}
         self._stimulus_t: float | None = None  # when the current step's stimulus went out
         self._previous_stimulus_t: float | None = None  # … and the step before's
+        self._judge = Judge(bench, self._lookup, self._check_links)
 
     def run(self, plan: ResolvedPlan) -> PlanRecord:
         meta = plan.instance.plan
@@ -240,7 +229,7 @@ class PlanRunner:
             rec.observed["t"] = self.bench.stimulate(action.device, action.stimulus, values)
             return None
         if isinstance(action, Expectation):
-            return self._expect(action, rec)
+            return self._judge.expect(action, rec, self._previous_stimulus_t)
         if isinstance(action, Measurement):
             return self._measure(action, rec)
         if isinstance(action, Question):
@@ -295,127 +284,6 @@ class PlanRunner:
 
     # --- expect ---------------------------------------------------------------------
 
-    def _expect(self, e: Expectation, rec: StepRecord) -> Any:
-        """Judge an expectation; returns the (first) signal's value that met it."""
-        t0 = time.time()
-        if e.condition.changes and self._previous_stimulus_t is not None and e.after is None:
-            # "set X, then expect Y changes": the change counts from the stimulus,
-            # so a device that answered before this step began is not missed
-            t0 = self._previous_stimulus_t
-        condition = e.condition.bind(self._lookup)
-        if condition != e.condition:
-            rec.observed["bound"] = e.describe(condition)
-        ta = self._await_anchor(e, t0, rec) if e.after else t0
-        if e.stays_for is not None:
-            return self._stays(e, condition, t0, e.stays_for, rec)
-        assert e.within is not None
-        return self._within(e, condition, ta, e.within, rec)
-
-    def _await_anchor(self, e: Expectation, t0: float, rec: StepRecord) -> float:
-        trig = e.after
-        assert trig is not None
-        condition = trig.condition.bind(self._lookup)
-        line = Timeline(self.bench, [trig.signal], t0)
-        end = t0 + trig.timeout
-        while True:
-            for state in line.advance():
-                if state.t >= t0 and condition.holds(state.values[0], None, state.previous[0]):
-                    rec.observed["anchor_t"] = state.t
-                    rec.observed["anchor"] = trig.describe()
-                    return state.t
-            if time.time() > end + GRACE_S:
-                raise StepFailed(
-                    f"the anchor never happened: waited {trig.timeout:g} s for "
-                    f"{trig.describe()}; last seen {_fmt(line.labels())}",
-                    CATEGORY_CONDITION,
-                    {"last": line.labels()},
-                )
-            self._check_links()
-            time.sleep(POLL_S)
-
-    def _within(
-        self, e: Expectation, condition: Condition, ta: float, within: float, rec: StepRecord
-    ) -> Any:
-        line = Timeline(self.bench, e.signals, ta)
-        deadline = ta + within
-        # after a miss, keep watching a little longer so the report can say how
-        # late the device was, not only that it was late
-        give_up = deadline + GRACE_S + min(max(within, LATE_WATCH_S), 5.0)
-        hit: State | None = None
-        at_deadline: dict[str, str] | None = None
-        while hit is None:
-            for state in line.advance():
-                if at_deadline is None and state.t > deadline:
-                    at_deadline = line.labels()
-                if line.all_hold(condition, state):
-                    hit = state
-                    break
-            if hit is None:
-                now = time.time()
-                if now > deadline + GRACE_S and at_deadline is None:
-                    at_deadline = line.labels()
-                if now > give_up:
-                    break
-                self._check_links()
-                time.sleep(POLL_S)
-        rec.observed["last"] = at_deadline or line.labels()
-        if hit is not None:
-            rec.observed["latency_s"] = round(hit.t - ta, 6)
-            if hit.t <= deadline:
-                rec.message = (
-                    f"met after {(hit.t - ta) * 1000:.0f} ms (bound {within * 1000:.0f} ms)"
-                )
-                return hit.values[0]
-        anchor = f" after {e.after.describe()}" if e.after else ""
-        late = f"; first met {(hit.t - ta) * 1000:.0f} ms after" if hit is not None else ""
-        what = " and ".join(f"{s.text} {condition.describe(s.info)}" for s in e.signals)
-        raise StepFailed(
-            f"expected {what} within {within * 1000:.0f} ms{anchor}; "
-            f"observed {_fmt(at_deadline or line.labels())} at the deadline{late}",
-            CATEGORY_DEADLINE,
-        )
-
-    def _stays(
-        self, e: Expectation, condition: Condition, t0: float, duration: float, rec: StepRecord
-    ) -> Any:
-        line = Timeline(self.bench, e.signals, t0)
-        end = t0 + duration
-
-        def violated(state: State, when: str) -> StepFailed:
-            rec.observed["violation_t"] = state.t
-            return StepFailed(
-                f"expected {e.describe(condition)}; {when} observed {_fmt(line.labels())}",
-                CATEGORY_CONDITION,
-                {"last": line.labels()},
-            )
-
-        while True:
-            for state in line.advance():
-                if None in state.values:
-                    continue  # not every signal seen yet; judged once all are
-                if state.t <= end and not line.all_hold(condition, state):
-                    raise violated(state, f"at +{(state.t - t0) * 1000:.0f} ms")
-            if time.time() >= end:
-                break
-            self._check_links()
-            time.sleep(min(0.02, max(0.0, end - time.time())))
-        for ref in e.signals:  # one fresh observation at the end of the window
-            self.bench.get(ref.device).read(ref.name)
-        for state in line.advance():
-            judged = None not in state.values and state.t <= end + GRACE_S
-            if judged and not line.all_hold(condition, state):
-                raise violated(state, "at the end")
-        unseen = [ref.text for ref, v in zip(e.signals, line.current, strict=True) if v is None]
-        if unseen:
-            raise StepFailed(
-                f"no observation of {', '.join(unseen)} during the window", CATEGORY_CONDITION
-            )
-        rec.observed["last"] = line.labels()
-        rec.observed["observations"] = line.count
-        return line.current[0]
-
-    # --- measure --------------------------------------------------------------------
-
     def _measure(self, m: Measurement, rec: StepRecord) -> float:
         driver = self.bench.get(m.signal.device)
         if m.settle:
@@ -462,10 +330,6 @@ class PlanRunner:
         return value
 
 
-def _fmt(labels: dict[str, str]) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in labels.items())
-
-
 def _parameters(step: ResolvedStep) -> dict[str, Any]:
     a = step.action
     if isinstance(a, Stimulus):
@@ -485,3 +349,18 @@ def _parameters(step: ResolvedStep) -> dict[str, Any]:
         return {"steps": len(step.children)}
     assert isinstance(a, Pause)
     return {"duration_s": a.duration}
+
+
+# re-exported: tests and reports name the categories through the runner
+__all__ = [
+    "CATEGORY_CONDITION",
+    "CATEGORY_DEADLINE",
+    "CATEGORY_DEVICE",
+    "CATEGORY_LIMIT",
+    "CATEGORY_OPERATOR",
+    "CATEGORY_PLAN",
+    "CATEGORY_SAFETY",
+    "PlanRunner",
+    "RunObserver",
+    "StepFailed",
+]

@@ -131,6 +131,7 @@ def test_step_gating_skips_steps_the_bench_cannot_run(tmp_path: Path) -> None:
     text = bench.read_text().replace(
         "    serial: {port: auto, baudrate: 115200}\n",
         "    serial: {port: auto, baudrate: 115200}\n    capabilities: [miot, switch]\n",
+        1,  # the plug is the first serial device
     )
     bench.write_text(text)
     record = run(A0, bench=bench)
@@ -161,6 +162,7 @@ def test_unknown_capability_in_bench_is_a_located_error(tmp_path: Path) -> None:
         bench.read_text().replace(
             "    serial: {port: auto, baudrate: 115200}\n",
             "    serial: {port: auto, baudrate: 115200}\n    capabilities: [switch, power_meterin]\n",
+            1,
         )
     )
     with pytest.raises(BenchError, match="did you mean 'power_metering'"):

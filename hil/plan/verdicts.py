@@ -1,0 +1,31 @@
+"""What a step's failure is: a verdict with a category, not a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GRACE_S = 0.2  # frames stamped before a deadline may still be in flight this long
+LATE_WATCH_S = 1.5  # how long past a missed deadline to look for the late arrival
+POLL_S = 0.005
+
+CATEGORY_DEADLINE = "deadline missed"
+CATEGORY_CONDITION = "expectation not met"
+CATEGORY_LIMIT = "measurement out of limits"
+CATEGORY_DEVICE = "device not responding"
+CATEGORY_PLAN = "plan error"
+CATEGORY_SAFETY = "safety violation"
+CATEGORY_OPERATOR = "operator"
+
+
+class StepFailed(Exception):
+    """The device did not do what the step expects (a verdict, not a crash)."""
+
+    def __init__(self, message: str, category: str, observed: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.category = category
+        self.observed = observed or {}
+
+
+def fmt_labels(labels: dict[str, str]) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in labels.items())
