@@ -202,10 +202,16 @@ class Set(Strict):
 
 
 class Call(Strict):
-    """Call a device action with arguments."""
+    """Call a device action with arguments.
+
+    ``expect: refused`` makes the device's refusal (an error answer such as a
+    MIoT result code or a protocol error) the pass condition: a safety plan
+    checks that a forbidden command is turned down.
+    """
 
     action: Ref
     args: dict[str, Value] = Field(default_factory=dict)
+    expect: Literal["accepted", "refused"] = "accepted"
 
 
 class LimitSpec(Strict):

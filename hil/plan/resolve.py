@@ -8,6 +8,8 @@ result is what the runner executes.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -258,6 +260,8 @@ class _Resolver:
             )
         elif isinstance(body, Call):
             action = self._fields(body.action, body.args, ("action",), base, "args")
+            if body.expect == "refused":
+                action = dataclasses.replace(action, refused=True)
         elif isinstance(body, Expect):
             action = self._expect(body, base)
         elif isinstance(body, Measure):

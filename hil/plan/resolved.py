@@ -46,6 +46,7 @@ class Stimulus:
     stimulus: str
     values: Mapping[str, Any]  # may hold Computed values
     shown: Mapping[str, str] = field(default_factory=dict)  # values as a person reads them
+    refused: bool = False  # the device must turn this down
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hil.bench.bench import Bench
-from hil.errors import DeviceError, HilError
+from hil.errors import DeviceError, HilError, ProtocolError
 from hil.measure.limits import Outcome, reduce
 from hil.plan.conditions import bind
 from hil.plan.judge import Judge
@@ -226,6 +226,8 @@ class PlanRunner:
         if isinstance(action, Stimulus):
             values = {k: bind(v, self._lookup) for k, v in action.values.items()}
             self._stimulus_t = time.time()
+            if action.refused:
+                return self._expect_refusal(action, values, rec)
             rec.observed["t"] = self.bench.stimulate(action.device, action.stimulus, values)
             return None
         if isinstance(action, Expectation):
@@ -242,6 +244,19 @@ class PlanRunner:
         assert isinstance(action, Pause)
         self._sleep(action.duration * (self.scale if action.scaled else 1.0))
         return None
+
+    def _expect_refusal(self, s: Stimulus, values: dict[str, Any], rec: StepRecord) -> None:
+        """The device must answer this command with an error (a protocol-level refusal)."""
+        try:
+            rec.observed["t"] = self.bench.stimulate(s.device, s.stimulus, values)
+        except ProtocolError as err:  # the device answered, and said no
+            rec.observed["refused"] = {"code": err.fields.get("code"), "answer": err.reason}
+            rec.message = f"refused as required: {err.reason}"
+            return
+        raise StepFailed(
+            f"{s.device}.{s.stimulus} was accepted; the device must refuse it",
+            CATEGORY_CONDITION,
+        )
 
     def _ask(self, step: ResolvedStep, q: Question, rec: StepRecord) -> Any:
         if self.prompter is None:
