@@ -9,7 +9,6 @@ result is what the runner executes.
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Mapping, Sequence
 from typing import Any
 
