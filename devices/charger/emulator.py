@@ -16,7 +16,7 @@ Behaviour, on every received frame and every 10 ms tick:
 * **Hub link.** A ``HUB_ChargeLimit`` whose ``HeartbeatCounter`` differs from
   the previous one refreshes the link (a repeated counter is a hung hub: the
   frame is ignored). With no fresh frame for ``hub_timeout_s`` (3 s; the
-  emulator declares it one tick early so the frame is out *by* the timeout)
+  emulator acts ``REACTION_S`` early so the fallback is in effect *by* the timeout)
   ``LinkState`` is LOST, ``FallbackActive`` 1 and the limit is
   ``fallback_current_a`` (6 A); a fallback below 6 A pauses with
   ``InterruptReason`` HUB_LOST. At power-on no hub has spoken: the link
@@ -42,13 +42,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from devices.charger.driver import EVSE_NODES, e2e_profile, load_database
-from hil.cannode.emulator import TICK_S, CanNodeEmulator
+from hil.cannode.emulator import CanNodeEmulator
 from hil.emulation.physics import ElectricalState
 from hil.errors import EmulatorError
 
 STATE_A, STATE_B, STATE_C, STATE_E, STATE_F = 0, 1, 2, 4, 5
 STATES = {STATE_A: "A", STATE_B: "B", STATE_C: "C", STATE_E: "E", STATE_F: "F"}
 NONE, OVERDRAW, PILOT_ERROR, HUB_LOST = 0, 1, 2, 3
+REACTION_S = 0.15  # how long before its declared timeout the wallbox acts (≤ 1/4 of it)
 REASONS = {NONE: "NONE", OVERDRAW: "OVERDRAW", PILOT_ERROR: "PILOT_ERROR", HUB_LOST: "HUB_LOST"}
 
 AMPS_PER_PERCENT = 0.6  # IEC 61851-1, 10 %..85 % duty
@@ -166,8 +167,10 @@ class ChargerEmulator(CanNodeEmulator):
 
     def tick(self, dt: float) -> None:
         seen = self._hub_seen
-        # one tick early, so the status frame saying LOST is out by the timeout
-        late = seen is not None and time.monotonic() - seen >= self.hub_timeout_s - TICK_S
+        # a wallbox must have fallen back *by* its declared timeout, so it acts a
+        # reaction margin early (like a real EVSE's watchdog), not on the edge
+        margin = min(REACTION_S, self.hub_timeout_s / 4)
+        late = seen is not None and time.monotonic() - seen >= self.hub_timeout_s - margin
         if self._link_ok and late:
             self._link_ok = False
         self._check_overdraw()

@@ -240,7 +240,8 @@ def test_fallback_within_the_hub_timeout() -> None:
     with wallbox(**QUICK) as (driver, emu):
         t, settled = charging(driver, 16)
         lost = driver.wait_for(LINK, "LOST", 1.0, since=settled)
-        assert 0.25 < lost.t - t <= 0.3
+        # it acts a reaction margin (a quarter of this short timeout) early, never late
+        assert 0.2 < lost.t - t <= 0.3
         fallback = driver.wait_for(ALLOWED, 6.0, 0.1, since=settled)
         assert fallback.t == lost.t  # the same status frame
         assert driver.fallback_active
@@ -321,7 +322,8 @@ def test_overdraw_interrupts_charging() -> None:
 
 
 def test_a_little_overdraw_is_tolerated() -> None:
-    with wallbox(**QUICK) as (driver, _):
+    # a long hub timeout: the link must not fall back to 6 A during this test
+    with wallbox(hub_timeout_s=5.0, overdraw_s=0.3) as (driver, _):
         charging(driver, 16)
         t = driver.car_demand(19.1, ignore_pilot=True)
         with pytest.raises(DeviceTimeout, match="last value seen: ENABLED"):
