@@ -201,7 +201,7 @@ def test_last_failed_reruns_only_the_failed_plan(project: pytest.Pytester) -> No
         "--bench",
         str(EMULATED_BENCH),
         "-k",
-        "E1 or A1",
+        "(E1 and not E10) or A1",
         "--hil-defect",
         "ev:no_auto_lock",
     )
