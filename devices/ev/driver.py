@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -257,60 +256,3 @@ class EvDriver(CanNodeDriver):
         return self._lock_cmd("UNLOCK", source)
 
     # -- waiting --------------------------------------------------------------
-
-    def wait_for(
-        self,
-        signal: str,
-        predicate: Callable[[Any], bool] | Any,
-        timeout: float,
-        *,
-        since: float | None = None,
-    ) -> Sample:
-        """The first observation of ``signal`` that satisfies ``predicate``.
-
-        ``predicate`` is a callable on the reported value, or a value / choice
-        name to compare with (``"LOCKED"``). Observations from ``since`` on
-        count (default: now, including the current value). Raises
-        ``DeviceTimeout`` naming the last value seen.
-        """
-        if uds_plan.is_uds(signal):
-            uds_plan.check_signal(self.name, signal)
-            info = uds_plan.UDS_SIGNALS[signal]
-        else:
-            self._resolve(signal)
-            info = self.definition.signals[signal]
-        if callable(predicate):
-            check: Callable[[Any], bool] = predicate
-            name = getattr(predicate, "__name__", "<lambda>")
-            wanted = "matching the predicate" if name == "<lambda>" else f"matching {name}"
-        else:
-            target = info.coerce(predicate)
-            wanted = f"== {predicate!r}"
-
-            def check(value: Any) -> bool:
-                return bool(value == target)
-
-        capture = self.transport.capture
-        start = time.time() if since is None else since
-        deadline = time.monotonic() + timeout
-        last: Sample | None = None
-        checked = 0
-        while True:
-            seq = capture.seq
-            found = self.samples(signal, start)
-            for sample in found[checked:]:  # the head was checked on an earlier pass
-                last = sample
-                if check(sample.value):
-                    return sample
-            checked = len(found)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                seen = "nothing" if last is None else info.label(last.value)
-                raise DeviceTimeout(
-                    f"{signal}: no value {wanted} within {timeout:g} s; last value seen: {seen}",
-                    device=self.name,
-                    signal=signal,
-                    last=None if last is None else last.value,
-                )
-            self.check_link()
-            capture.wait_beyond(seq, min(remaining, 0.05))

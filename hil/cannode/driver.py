@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -357,6 +357,59 @@ class CanNodeDriver:
     def check_link(self) -> None:
         if self.transport.lost is not None:
             raise self.transport.lost
+
+    def wait_for(
+        self,
+        signal: str,
+        predicate: Callable[[Any], bool] | Any,
+        timeout: float,
+        *,
+        since: float | None = None,
+    ) -> Sample:
+        """The first observation of ``signal`` that satisfies ``predicate``.
+
+        ``predicate`` is a callable on the reported value, or a value / choice
+        name to compare with (``"E"``). Observations from ``since`` on count
+        (default: now, including the current value). Raises ``DeviceTimeout``
+        naming the last value seen.
+        """
+        info = self.definition.signal(signal, self.name)
+        if callable(predicate):
+            check: Callable[[Any], bool] = predicate
+            name = getattr(predicate, "__name__", "<lambda>")
+            wanted = "matching the predicate" if name == "<lambda>" else f"matching {name}"
+        else:
+            target = info.coerce(predicate)
+            wanted = f"== {predicate!r}"
+
+            def check(value: Any) -> bool:
+                # decoded values are float products of the scale: compare at 1e-6
+                return bool(abs(value - target) < 1e-6)
+
+        capture = self.transport.capture
+        start = time.time() if since is None else since
+        deadline = time.monotonic() + timeout
+        last: Sample | None = None
+        checked = 0
+        while True:
+            seq = capture.seq
+            found = self.samples(signal, start)
+            for sample in found[checked:]:  # the head was checked on an earlier pass
+                last = sample
+                if check(sample.value):
+                    return sample
+            checked = len(found)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = "nothing" if last is None else info.label(last.value)
+                raise DeviceTimeout(
+                    f"{signal}: no value {wanted} within {timeout:g} s; last value seen: {seen}",
+                    device=self.name,
+                    signal=signal,
+                    last=None if last is None else last.value,
+                )
+            self.check_link()
+            capture.wait_beyond(seq, min(remaining, 0.05))
 
     def close(self) -> None:
         if self._closed:
