@@ -75,10 +75,12 @@ class PlanItem(pytest.Item):
         attach_evidence(record)
         if record.status is Status.SKIPPED:
             pytest.skip(f"{record.plan_id}{record.instance}: {record.reason}")
+        # the category in brackets is what Allure's categories.json matches on
+        category = f" [{record.category}]" if record.category else ""
         if record.status is Status.FAILED:
-            raise PlanFailed(f"{record.plan_id}{record.instance} FAILED: {record.reason}")
+            raise PlanFailed(f"{record.plan_id}{record.instance} FAILED{category}: {record.reason}")
         if record.status is Status.BROKEN:
-            raise PlanBroken(f"{record.plan_id}{record.instance} BROKEN: {record.reason}")
+            raise PlanBroken(f"{record.plan_id}{record.instance} BROKEN{category}: {record.reason}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, PlanFailed | PlanBroken | HilError):

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from hil.bench.bench import Bench
+from hil.errors import HilError
 from hil.pytest_plugin.items import PlanFile, is_plan_file
 from hil.pytest_plugin.session import SESSION_KEY, HilSession, hil_session
+from hil.report import allure_files
 
 DEFAULT_BENCH = "benches/emulated.yaml"
 
@@ -80,6 +82,21 @@ def _terminal_reader(config: pytest.Config) -> Callable[[str], str] | None:
             return input(question)
 
     return read
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """environment.properties and categories.json, once, from the controller."""
+    config = session.config
+    alluredir = config.getoption("allure_report_dir", None)
+    if not alluredir or hasattr(config, "workerinput"):  # xdist workers leave it alone
+        return
+    hil = hil_session(config)
+    try:
+        bench = hil.loaded_bench()
+    except HilError:
+        return  # the bench file itself is broken; every item already says so
+    identities = hil.bench.identities() if hil.bench is not None else {}
+    allure_files.write(Path(alluredir), bench, identities, config.rootpath)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -119,6 +119,9 @@ def label_plan(record: PlanRecord, requirement_url: str, description: str) -> No
     if description:
         allure.dynamic.description(description)
     allure.dynamic.severity(_SEVERITY[record.severity])
+    area = Path(record.file).parent.name
+    allure.dynamic.epic(epic(area, record.tags))
+    allure.dynamic.feature(area)
     allure.dynamic.story(record.plan_id)
     for tag in record.tags:
         allure.dynamic.tag(tag)
@@ -131,6 +134,19 @@ def label_plan(record: PlanRecord, requirement_url: str, description: str) -> No
     allure.dynamic.parameter("bench", record.bench_id)
     for device, defects in sorted(record.defects.items()):
         allure.dynamic.parameter(f"defects[{device}]", ",".join(defects))
+
+
+def epic(area: str, tags: list[str]) -> str:
+    """Car / Home / Person × Car × Home / Energy, from the plan's folder and tags."""
+    if area == "energy":
+        return "Energy"
+    if area == "interop" or {"car", "home"} <= set(tags):
+        return "Person × Car × Home"
+    if "car" in tags:
+        return "Car"
+    if "home" in tags:
+        return "Home"
+    return area.capitalize() or "Plans"
 
 
 def attach_evidence(record: PlanRecord) -> None:

@@ -55,6 +55,12 @@ def test_plan_passes_and_allure_records_steps_links_attachments(project: pytest.
     assert res["name"] == "E1: Speed auto-lock"
     labels = {(lab["name"], lab["value"]) for lab in res["labels"]}  # type: ignore[attr-defined]
     assert ("severity", "critical") in labels and ("story", "E1") in labels
+    assert ("epic", "Car") in labels and ("feature", "safety") in labels
+    env = (alluredir / "environment.properties").read_text()
+    assert "bench.id=emulated-home" in env and "device.ev.definition.ev.dbc.sha256=" in env
+    assert "device.ev.firmware=" in env  # identities, as the devices reported them
+    names = {c["name"] for c in json.loads((alluredir / "categories.json").read_text())}
+    assert {"Safety violation", "Deadline missed", "Device not responding", "Plan error"} <= names
     links = res["links"]
     assert {"type": "requirement", "name": "REQ-CAR-LOCK-001", "url": "REQ-CAR-LOCK-001"} in links  # type: ignore[operator]
     titles = [s["name"] for s in res["steps"]]  # type: ignore[attr-defined]
@@ -77,7 +83,7 @@ def test_defect_fails_the_plan_with_its_reason_in_the_report(project: pytest.Pyt
         str(alluredir),
     )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*A1 FAILED: step relay-opens*within 2000 ms*"])
+    result.stdout.fnmatch_lines(["*A1 FAILED ?deadline missed?: step relay-opens*within 2000 ms*"])
     assert "Traceback" not in result.stdout.str()
     (res,) = _results(alluredir)
     assert res["status"] == "failed"
@@ -160,7 +166,9 @@ def test_command_line_parameter_and_answers_file(project: pytest.Pytester) -> No
         "PM1.load_a=3",
     )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*PM1 FAILED: step connect-load*Connect a 3 A resistive load*"])
+    result.stdout.fnmatch_lines(
+        ["*PM1 FAILED ?operator?: step connect-load*Connect a 3 A resistive load*"]
+    )
 
 
 def test_gated_plan_is_reported_skipped_with_the_reason(project: pytest.Pytester) -> None:
