@@ -1,0 +1,81 @@
+"""A CAN node's device type from its definition function, driver and emulator classes.
+
+Every CAN device registers the same way: the driver gets the bench's open
+``CanTransport``; the emulator opens its own bus on the same interface and
+channel, with the bus options the bench file gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from hil.bench.definition import DeviceDefinition
+from hil.bench.driver import Driver
+from hil.bench.registry import DeviceType, DriverContext, EmulatorContext
+from hil.emulation.base import Emulator
+from hil.errors import BenchError
+from hil.transports.can import CanTransport
+
+BUS_OPTIONS = ("bitrate", "fd", "data_bitrate")
+
+
+class _EmulatorClass(Protocol):
+    DEFECTS: Mapping[str, str]
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        interface: str,
+        channel: str,
+        bus_kwargs: dict[str, Any],
+        defects: Any,
+        time_scale: float,
+        settings: Mapping[str, Any],
+    ) -> Emulator: ...
+
+
+DriverFactory = Callable[[str, CanTransport, DeviceDefinition, Mapping[str, Any]], Driver]
+
+
+def can_device_type(
+    *,
+    name: str,
+    definition: Callable[[Mapping[str, Any]], DeviceDefinition],
+    driver: DriverFactory,
+    emulator: _EmulatorClass,
+    description: str,
+) -> DeviceType:
+    def make_driver(ctx: DriverContext) -> Driver:
+        if not isinstance(ctx.transport, CanTransport):
+            raise BenchError(
+                f"device {ctx.name!r} of type {name!r} needs a CAN transport, "
+                f"got {type(ctx.transport).__name__}"
+            )
+        return driver(ctx.name, ctx.transport, ctx.definition, ctx.settings)
+
+    def make_emulator(ctx: EmulatorContext) -> Emulator:
+        link = ctx.transport
+        for key in ("interface", "channel"):
+            if key not in link:
+                raise BenchError(f"emulated {name} {ctx.name!r}: transport section lacks {key!r}")
+        return emulator(
+            ctx.name,
+            interface=str(link["interface"]),
+            channel=str(link["channel"]),
+            bus_kwargs={k: link[k] for k in BUS_OPTIONS if k in link},
+            defects=ctx.defects,
+            time_scale=ctx.time_scale,
+            settings=ctx.settings,
+        )
+
+    return DeviceType(
+        name=name,
+        transport="can",
+        definition=definition,
+        driver=make_driver,
+        emulator=make_emulator,
+        defects=emulator.DEFECTS,
+        description=description,
+    )
