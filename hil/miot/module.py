@@ -148,16 +148,17 @@ class MiotModuleDriver:
         elif cmd == "get_down":
             self._answer_poll(t)
         elif cmd == "properties_changed":
+            # recorded before the ack: whoever sees the ack also sees the observation
             ok = len(args) > 0 and len(args) % 3 == 0
-            self.transport.write_line("ok" if ok else "error")
             if ok:
                 self._observe_changes(t, args)
+            self.transport.write_line("ok" if ok else "error")
         elif cmd == "event_occured":
             ok = len(args) >= 2 and len(args) % 2 == 0 and is_int(args[0]) and is_int(args[1])
-            self.transport.write_line("ok" if ok else "error")
             event = self._events.get((int(args[0]), int(args[1]))) if ok else None
             if event is not None:
                 self._add(event, Sample(t, True))
+            self.transport.write_line("ok" if ok else "error")
         elif cmd in ("result", "error"):
             self._resolve(t, line)
         else:
@@ -208,13 +209,14 @@ class MiotModuleDriver:
                 return
             self._inflight.remove(request)
             request.reply, request.t_reply = line, t
-            request.done.set()
+        # observations first, then wake the caller: whoever sees the answer sees them too
         if line.command == "result" and request.words[0] == "get_properties":
             for name, prop, code, value in _parse_get_result(self._by_ids, line.args):
                 if code == 0 and prop is not None:
                     self._add(name, Sample(t, prop.normalize(value)))
         elif line.command == "result" and request.words[0] == "set_properties":
             self._observe_writes(t, request.words[1:], line.args)
+        request.done.set()
 
     def _resolve_version(self, t: float, line: Line) -> None:
         # the answer to MIIO_mcu_version_req is a fresh mcu_version line, not a result
