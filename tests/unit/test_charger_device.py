@@ -9,7 +9,6 @@ the suite quick.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +19,11 @@ import pytest
 from devices.charger import DEVICE_TYPE, ChargerDriver, ChargerEmulator
 from devices.charger.driver import DBC_PATH, e2e_profile, load_database
 from hil.bench.driver import Driver
-from hil.bench.registry import DriverContext, EmulatorContext
 from hil.cannode.e2e import crc8_j1850
 from hil.emulation.physics import PowerSource
 from hil.errors import ConfigError, DeviceTimeout, EmulatorError
-from hil.transports.can import CanTransport, load_dbc
+from hil.transports.can import load_dbc
+from tests.can_pair import can_pair
 
 Box = tuple[ChargerDriver, ChargerEmulator]
 
@@ -40,28 +39,10 @@ QUICK = {"hub_timeout_s": 0.3, "overdraw_s": 0.3}
 
 @contextmanager
 def wallbox(defects: tuple[str, ...] = (), /, **settings: object) -> Iterator[Box]:
-    channel = f"charger-{uuid.uuid4().hex[:8]}"
-    definition = DEVICE_TYPE.definition({})
-    ctx = EmulatorContext(
-        name="charger",
-        definition=definition,
-        defects=defects,
-        time_scale=1.0,
-        settings=settings,
-        transport={"interface": "virtual", "channel": channel},
-    )
-    assert DEVICE_TYPE.emulator is not None
-    with (
-        CanTransport("charger", interface="virtual", channel=channel) as transport,
-        DEVICE_TYPE.emulator(ctx) as emu,
-    ):
-        driver = DEVICE_TYPE.driver(DriverContext("charger", transport, definition, settings))
+    with can_pair(DEVICE_TYPE, defects, settings, definition_settings={}) as (driver, emu):
         assert isinstance(driver, ChargerDriver)
         assert isinstance(emu, ChargerEmulator)
-        try:
-            yield driver, emu
-        finally:
-            driver.close()
+        yield driver, emu
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ each test; timing is judged on capture timestamps.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,9 +13,9 @@ import pytest
 
 from devices.ev import DEVICE_TYPE, EvDriver, EvEmulator
 from hil.bench.driver import Driver
-from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
+from hil.bench.registry import get_device_type
 from hil.errors import ConfigError, DeviceTimeout, EmulatorError
-from hil.transports.can import CanTransport
+from tests.can_pair import can_pair
 
 FAST = 25.0  # m/s²: reaches 20 km/h in about 0.22 s, keeps the suite quick
 
@@ -25,28 +24,10 @@ Car = tuple[EvDriver, EvEmulator]
 
 @contextmanager
 def car(defects: tuple[str, ...] = (), **settings: object) -> Iterator[Car]:
-    channel = f"ev-{uuid.uuid4().hex[:8]}"
-    definition = DEVICE_TYPE.definition({})
-    ctx = EmulatorContext(
-        name="ev",
-        definition=definition,
-        defects=defects,
-        time_scale=1.0,
-        settings=settings,
-        transport={"interface": "virtual", "channel": channel},
-    )
-    assert DEVICE_TYPE.emulator is not None
-    with (
-        CanTransport("ev", interface="virtual", channel=channel) as transport,
-        DEVICE_TYPE.emulator(ctx) as emu,
-    ):
-        driver = DEVICE_TYPE.driver(DriverContext("ev", transport, definition, settings))
+    with can_pair(DEVICE_TYPE, defects, settings, definition_settings={}) as (driver, emu):
         assert isinstance(driver, EvDriver)
         assert isinstance(emu, EvEmulator)
-        try:
-            yield driver, emu
-        finally:
-            driver.close()
+        yield driver, emu
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ settings keep the suite quick.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +18,10 @@ import pytest
 from devices.ev import DEVICE_TYPE, EvDriver, EvEmulator
 from devices.ev.driver import uds_ids
 from devices.ev.emulator import DTC_LOCKCMD_CHECKSUM, DTC_LOCKCMD_COUNTER
-from hil.bench.registry import DriverContext, EmulatorContext
 from hil.errors import ConfigError, DeviceTimeout, ProtocolError
-from hil.transports.can import CanTransport
 from hil.uds import compute_key
 from hil.uds.client import UdsClient
+from tests.can_pair import can_pair
 
 S3 = 0.5
 LOCKOUT = 0.5
@@ -32,29 +30,11 @@ Car = tuple[EvDriver, EvEmulator]
 
 @contextmanager
 def car(defects: tuple[str, ...] = (), **settings: object) -> Iterator[Car]:
-    channel = f"uds-{uuid.uuid4().hex[:8]}"
     settings = {"uds": True, "uds_s3_s": S3, "uds_lockout_s": LOCKOUT, **settings}
-    definition = DEVICE_TYPE.definition(settings)
-    ctx = EmulatorContext(
-        name="ev",
-        definition=definition,
-        defects=defects,
-        time_scale=1.0,
-        settings=settings,
-        transport={"interface": "virtual", "channel": channel},
-    )
-    assert DEVICE_TYPE.emulator is not None
-    with (
-        CanTransport("ev", interface="virtual", channel=channel) as transport,
-        DEVICE_TYPE.emulator(ctx) as emu,
-    ):
-        driver = DEVICE_TYPE.driver(DriverContext("ev", transport, definition, settings))
+    with can_pair(DEVICE_TYPE, defects, settings) as (driver, emu):
         assert isinstance(driver, EvDriver)
         assert isinstance(emu, EvEmulator)
-        try:
-            yield driver, emu
-        finally:
-            driver.close()
+        yield driver, emu
 
 
 @pytest.fixture
