@@ -88,15 +88,13 @@ class AirConditionerEmulator(MiotMcuEmulator):
 
     def electrical_state(self, supply_v: float) -> ElectricalState:
         """Standby, fan only, or compressor running, at ``supply_v``."""
-        if supply_v <= 0:
-            return ElectricalState(0.0, 0.0, 0.0, 1.0)
         if not self.running:
             watts, pf = self.standby_w, STANDBY_PF
         elif self.value(MODE) == FAN_ONLY:
             watts, pf = self.fan_w, RUNNING_PF
         else:
             watts, pf = self.running_w, RUNNING_PF
-        return ElectricalState(supply_v, watts / (supply_v * pf), watts, pf)
+        return ElectricalState.drawing(supply_v, watts, pf)
 
     # ----- hooks
 

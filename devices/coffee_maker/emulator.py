@@ -87,10 +87,8 @@ class CoffeeMakerEmulator(MiotMcuEmulator):
 
     def electrical_state(self, supply_v: float) -> ElectricalState:
         """The thermoblock while heating or brewing, standby otherwise."""
-        if supply_v <= 0:
-            return ElectricalState(0.0, 0.0, 0.0, 1.0)
         watts, pf = (self.heating_w, HEATER_PF) if self.heating else (self.standby_w, STANDBY_PF)
-        return ElectricalState(supply_v, watts / (supply_v * pf), watts, pf)
+        return ElectricalState.drawing(supply_v, watts, pf)
 
     # ----- bench input
 

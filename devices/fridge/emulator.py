@@ -111,12 +111,10 @@ class FridgeEmulator(MiotMcuEmulator):
 
     def electrical_state(self, supply_v: float) -> ElectricalState:
         """Idle electronics, or the compressor running, at ``supply_v``."""
-        if supply_v <= 0:
-            return ElectricalState(0.0, 0.0, 0.0, 1.0)
         watts, pf = (
             (self.running_w, MOTOR_PF) if self.compressor_running else (self.idle_w, IDLE_PF)
         )
-        return ElectricalState(supply_v, watts / (supply_v * pf), watts, pf)
+        return ElectricalState.drawing(supply_v, watts, pf)
 
     # ----- the door and the alarm
 

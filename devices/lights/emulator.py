@@ -80,14 +80,12 @@ class LightsEmulator(MiotMcuEmulator):
 
     def electrical_state(self, supply_v: float) -> ElectricalState:
         """Standby while off; proportional to brightness while on."""
-        if supply_v <= 0:
-            return ElectricalState(0.0, 0.0, 0.0, 1.0)
         if not self.lit:
             watts, pf = self.standby_w, STANDBY_PF
         else:
             watts = self.standby_w + (self.max_w - self.standby_w) * self.brightness / 100
             pf = LED_PF
-        return ElectricalState(supply_v, watts / (supply_v * pf), watts, pf)
+        return ElectricalState.drawing(supply_v, watts, pf)
 
     # ----- hooks
 

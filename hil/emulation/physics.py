@@ -23,6 +23,13 @@ class ElectricalState:
     current_crest_factor: float = 1.414
     voltage_thd_percent: float = 0.5
 
+    @classmethod
+    def drawing(cls, supply_v: float, watts: float, power_factor: float) -> ElectricalState:
+        """A load drawing ``watts`` at ``power_factor`` from ``supply_v`` (nothing if no supply)."""
+        if supply_v <= 0:
+            return cls(0.0, 0.0, 0.0, 1.0)
+        return cls(supply_v, watts / (supply_v * power_factor), watts, power_factor)
+
 
 @runtime_checkable
 class PowerSource(Protocol):
