@@ -10,27 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from hil.bench.bench import Bench
-from hil.bench.loader import load_bench
-from hil.plan.loader import load_plan
-from hil.plan.resolve import resolve_plan
-from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_SAFETY, PlanRunner
-from hil.report.record import PlanRecord, Status
-from tests.conftest import EMULATED_BENCH, PLANS
+from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_SAFETY
+from hil.report.record import Status
+from tests.conftest import PLANS
+from tests.plan_runs import run_plan
 
 E10 = PLANS / "safety" / "E10-uds-security-access.yaml"
 X4 = PLANS / "interop" / "X4-hub-lost-charger-fallback.yaml"
 A2 = PLANS / "safety" / "A2-oven-remote-preheat.yaml"
 A6 = PLANS / "safety" / "A6-oven-mains-interruption.yaml"
-
-
-def run_plan(path: Path, defects: list[str], evidence: Path) -> PlanRecord:
-    loaded = load_bench(EMULATED_BENCH, defects)
-    with Bench(loaded) as bench:
-        plan = load_plan(path)
-        instance = plan.instances(loaded.parameter_overrides(plan.id))[0]
-        resolved = resolve_plan(instance, bench.definitions, loaded.capabilities())
-        return PlanRunner(bench, evidence_dir=evidence).run(resolved)
 
 
 @pytest.mark.parametrize(

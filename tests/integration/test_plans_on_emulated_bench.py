@@ -8,25 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from hil.bench.bench import Bench
-from hil.bench.loader import load_bench
-from hil.plan.loader import load_plan
-from hil.plan.resolve import resolve_plan
-from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_LIMIT, PlanRunner
-from hil.report.record import PlanRecord, Status
-from tests.conftest import EMULATED_BENCH, PLANS
+from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_LIMIT
+from hil.report.record import Status
+from tests.conftest import PLANS
+from tests.plan_runs import run_plan
 
 E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
 A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
 N1 = PLANS / "energy" / "N1-plug-standby.yaml"
-
-
-def run_plan(path: Path, defects: list[str], evidence: Path) -> PlanRecord:
-    with Bench(load_bench(EMULATED_BENCH, defects)) as bench:
-        resolved = resolve_plan(
-            load_plan(path).instances()[0], bench.definitions, bench.loaded.capabilities()
-        )
-        return PlanRunner(bench, evidence_dir=evidence).run(resolved)
 
 
 @pytest.mark.parametrize("plan", [E1, A1, N1], ids=["E1", "A1", "N1"])
