@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from hil.bench.config import AUTO, DeviceConfig
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Driver
+from hil.bench.links import LinkedDevice, link_targets, open_order
 from hil.bench.loader import LoadedBench, load_bench
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
@@ -43,6 +44,8 @@ class Bench(Resource):
         self.emulators: dict[str, Emulator] = {}
         self.transports: dict[str, Resource] = {}
         self._identities: dict[str, dict[str, str]] | None = None
+        self._resolved: dict[str, dict[str, Any]] = {}  # transport settings as opened
+        self._endpoints: dict[str, dict[str, Any]] = {}  # what each emulator published
         self._instance = uuid.uuid4().hex[:8]  # isolates virtual channels of parallel benches
 
     @property
@@ -58,21 +61,31 @@ class Bench(Resource):
             raise
 
     def _open_order(self) -> list[str]:
-        # a wired instrument's emulator reads the emulators it measures: open those first
-        order: list[str] = []
-        for name, dev in self.config.devices.items():
-            for target in dev.wiring.values():
-                if target not in order:
-                    order.append(target)
-            if name not in order:
-                order.append(name)
-        return order
+        # a wired instrument's emulator reads the emulators it measures, and a linked
+        # device's peers must be reachable when it starts: open those first
+        return open_order(self.config)
+
+    def _links(self, dev: DeviceConfig) -> dict[str, tuple[LinkedDevice, ...]]:
+        out: dict[str, tuple[LinkedDevice, ...]] = {}
+        for role, _index, target in link_targets(dev.links):
+            peer = self.config.devices[target]
+            linked = LinkedDevice(
+                name=target,
+                type=peer.type,
+                transport=self._resolved[target],
+                settings=peer.settings,
+                endpoint=self._endpoints.get(target, {}),
+                emulator=self.emulators.get(target),
+            )
+            out[role] = (*out.get(role, ()), linked)
+        return out
 
     def _open_device(self, name: str, dev: DeviceConfig) -> None:
         dtype = get_device_type(dev.type)
         definition = self.definitions[name]
         endpoint: dict[str, Any] = {}
         link = self._link_settings(name, dev)
+        links = self._links(dev)
         if dev.emulated:
             assert dtype.emulator is not None
             ctx = EmulatorContext(
@@ -83,15 +96,21 @@ class Bench(Resource):
                 settings=dev.settings,
                 transport=link,
                 wiring={ch: self.emulators[target] for ch, target in dev.wiring.items()},
+                links=links,
             )
             emulator = dtype.emulator(ctx)
             self.emulators[name] = emulator
             emulator.open()
             endpoint = dict(emulator.endpoint)
-        transport = self._make_transport(name, dtype.transport, link, endpoint)
+        resolved = self._resolve(name, dtype.transport, link, endpoint)
+        self._endpoints[name] = endpoint
+        self._resolved[name] = resolved
+        transport = self._make_transport(name, dtype.transport, resolved)
         self.transports[name] = transport
         transport.open()
-        self.drivers[name] = dtype.driver(DriverContext(name, transport, definition, dev.settings))
+        self.drivers[name] = dtype.driver(
+            DriverContext(name, transport, definition, dev.settings, links=links)
+        )
         log.info(
             "bench %s: opened %s (%s%s)", self.name, name, dev.type, ", emulated" * dev.emulated
         )
@@ -105,28 +124,40 @@ class Bench(Resource):
         return settings
 
     @staticmethod
-    def _make_transport(
+    def _resolve(
         name: str, kind: str, link: Mapping[str, Any], endpoint: Mapping[str, Any]
-    ) -> Resource:
+    ) -> dict[str, Any]:
+        """The transport settings the bench opens: the bench file's, where the emulator
+        published an endpoint, that endpoint (what a linked peer must use too)."""
+        resolved = dict(link)
+        if kind == "can":
+            resolved["interface"] = endpoint.get("interface", link["interface"])
+            resolved["channel"] = endpoint.get("channel", link["channel"])
+        elif kind == "serial":
+            resolved["port"] = endpoint.get("url", link["port"])
+            if resolved["port"] == AUTO:
+                raise EmulatorError("emulator published no serial endpoint", device=name)
+        else:
+            resolved["resource"] = endpoint.get("resource", link["resource"])
+            if resolved["resource"] == AUTO:
+                raise EmulatorError("emulator published no VISA endpoint", device=name)
+        return resolved
+
+    @staticmethod
+    def _make_transport(name: str, kind: str, link: Mapping[str, Any]) -> Resource:
         if kind == "can":
             return CanTransport(
                 name,
-                interface=endpoint.get("interface", link["interface"]),
-                channel=endpoint.get("channel", link["channel"]),
+                interface=link["interface"],
+                channel=link["channel"],
                 bitrate=link["bitrate"],
                 fd=link["fd"],
                 bus_kwargs=dict(link["options"]),
             )
         if kind == "serial":
-            url = endpoint.get("url", link["port"])
-            if url == AUTO:
-                raise EmulatorError("emulator published no serial endpoint", device=name)
-            return SerialTransport(name, url=url, baudrate=link["baudrate"])
-        resource = endpoint.get("resource", link["resource"])
-        if resource == AUTO:
-            raise EmulatorError("emulator published no VISA endpoint", device=name)
+            return SerialTransport(name, url=link["port"], baudrate=link["baudrate"])
         return VisaTransport(
-            name, resource=resource, backend=link["backend"], timeout_s=link["timeout_s"]
+            name, resource=link["resource"], backend=link["backend"], timeout_s=link["timeout_s"]
         )
 
     def _close_impl(self) -> None:
@@ -137,6 +168,8 @@ class Bench(Resource):
                 except Exception as err:  # closing must reach every device
                     log.warning("bench %s: closing %s failed: %s", self.name, name, err)
             group.clear()
+        self._resolved.clear()
+        self._endpoints.clear()
 
     def owned_resources(self) -> list[object]:
         return [*self.transports.values(), *self.emulators.values()]

@@ -63,6 +63,11 @@ class DeviceConfig(Strict):
     wiring: dict[str, str] = Field(
         default_factory=dict, description="instrument channel → device whose mains feed it measures"
     )
+    links: dict[Annotated[str, Field(pattern=NAME)], str | list[str]] = Field(
+        default_factory=dict,
+        description="the devices this device connects to, by role (role → device name or names); "
+        "they are opened first, see hil/bench/links.py",
+    )
     capabilities: list[str] | None = Field(
         None,
         description="what this device supports (replaces the type's defaults), like Matter's PICS",

@@ -10,6 +10,7 @@ from typing import Any
 
 from hil.bench.config import AUTO, SUPPORTED_SPEC, BenchConfig, DeviceConfig
 from hil.bench.definition import DeviceDefinition
+from hil.bench.links import check_links
 from hil.bench.registry import get_device_type
 from hil.errors import BenchError, HilError, did_you_mean
 from hil.yamlio import Locations, check_spec, load_file, validate
@@ -66,6 +67,7 @@ def load_bench(path: Path, defects: Iterable[str] = ()) -> LoadedBench:
     config = _with_defects(config, list(defects), locs)
     for name, dev in config.devices.items():
         _check_device(name, dev, config, locs)
+    check_links(config, locs)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     return LoadedBench(config, path, sha, locs)
 

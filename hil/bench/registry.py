@@ -15,6 +15,7 @@ from typing import Any
 
 from hil.bench.definition import DeviceDefinition, TransportKind
 from hil.bench.driver import Driver
+from hil.bench.links import Links
 from hil.emulation.base import Emulator
 from hil.errors import BenchError, did_you_mean
 from hil.lifecycle import Resource
@@ -24,12 +25,17 @@ GROUP = "hil.devices"
 
 @dataclass(frozen=True)
 class DriverContext:
-    """What a driver factory gets: an open transport and the definition."""
+    """What a driver factory gets: an open transport and the definition.
+
+    ``links`` maps each role of the device's bench ``links`` section to the
+    peers, already open (see hil/bench/links.py for the contract).
+    """
 
     name: str
     transport: Resource
     definition: DeviceDefinition
     settings: Mapping[str, Any]
+    links: Links = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,9 @@ class EmulatorContext:
 
     ``transport`` is the bench's transport section for the device (for CAN:
     interface, channel, bitrate…); ``wiring`` maps analyzer channel names to
-    the emulators they measure.
+    the emulators they measure; ``links`` maps each role of the bench
+    ``links`` section to the peers, already open, with the transport settings
+    the bench opened for them (see hil/bench/links.py for the contract).
     """
 
     name: str
@@ -48,6 +56,7 @@ class EmulatorContext:
     settings: Mapping[str, Any]
     transport: Mapping[str, Any]
     wiring: Mapping[str, Emulator] = field(default_factory=dict)
+    links: Links = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,79 @@ def test_open_bench_starts_and_stops_every_emulator() -> None:
         session = visa_t._inst.visalib.sessions[visa_t._inst.session]  # type: ignore[attr-defined]
         assert isinstance(session, TCPIPSocketSession)
         assert visa_t.resource.startswith("TCPIP::127.0.0.1::")
+
+
+# --- links: the devices a device connects to, by role ------------------------------
+
+EV_LINE = "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: car}}\n"
+CHARGER = "  charger: {type: charger, emulated: true, can: {interface: virtual, channel: home}"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "words"),
+    [
+        (
+            GOOD_HEAD + EV_LINE + CHARGER + ", links: {car: evv}}\n",
+            5,
+            "device 'charger' links (car) to unknown device 'evv'; did you mean 'ev'?",
+        ),
+        (
+            GOOD_HEAD + EV_LINE + CHARGER + ", links: {cars: [ev, charger]}}\n",
+            5,
+            "device 'charger' links (cars) to itself",
+        ),
+        (
+            GOOD_HEAD
+            + "  ev: {type: ev, emulated: true, can: {interface: virtual, channel: car},\n"
+            "       links: {home: charger}}\n" + CHARGER + ", links: {car: ev}}\n",
+            6,
+            "devices link in a cycle: ev → charger → ev",
+        ),
+        (
+            GOOD_HEAD + EV_LINE + CHARGER + ", links: {Car: ev}}\n",
+            5,
+            "devices.charger.links",
+        ),
+    ],
+)
+def test_link_mistakes_are_located(tmp_path: Path, body: str, line: int, words: str) -> None:
+    path = _bench(tmp_path, body)
+    with pytest.raises(BenchError) as err:
+        load_bench(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{line}"), message
+    assert words in message, message
+
+
+def test_linked_devices_open_first_and_are_reached_over_their_own_transport(
+    tmp_path: Path,
+) -> None:
+    """The linker is written first, yet its peers open before it; the LinkedDevice
+    carries the channel the bench opened (with its per-instance suffix), and a bus
+    opened from those settings hears the peer's own frames."""
+    path = _bench(
+        tmp_path,
+        GOOD_HEAD
+        + CHARGER
+        + ", links: {car: ev, others: [plug]}}\n"
+        + EV_LINE
+        # plug has no links: file order holds for it
+        + "  plug: {type: smart_plug, emulated: true, serial: {port: auto}}\n",
+    )
+    loaded = load_bench(path)
+    with Bench(loaded) as bench:
+        assert list(bench.drivers) == ["ev", "plug", "charger"]
+        links = bench._links(loaded.config.devices["charger"])
+        (car,) = links["car"]
+        (plug,) = links["others"]
+        ev_transport = bench.transports["ev"]
+        assert isinstance(ev_transport, CanTransport)
+        assert car.name == "ev" and car.type == "ev" and car.emulated
+        assert car.transport["channel"] == ev_transport.channel != "car"
+        assert car.emulator is bench.emulators["ev"]
+        plug_transport = bench.transports["plug"]
+        assert isinstance(plug_transport, SerialTransport)
+        assert plug.transport["port"] == plug_transport.url
+        with can.Bus(interface="virtual", channel=car.transport["channel"]) as bus:
+            assert bus.recv(timeout=2.0) is not None  # the car's cyclic frames
+    assert not bench.emulators and not bench._resolved
