@@ -27,7 +27,7 @@ from hil.uds.client import UdsClient
 DBC_PATH = Path(__file__).with_name("ev.dbc")
 TYPE_NAME = "ev"
 BENCH_NODES = ("HIL",)
-CAR_NODES = ("BMS", "VCU", "BCM")
+CAR_NODES = ("BMS", "VCU", "BCM", "TCU")
 # message → (counter signal, checksum signal): the safety-relevant frames
 E2E_SPEC: Mapping[str, tuple[str, str]] = {
     "DRIVE_Status": ("Counter", "Checksum"),
@@ -36,6 +36,17 @@ E2E_SPEC: Mapping[str, tuple[str, str]] = {
 }
 DOORS = ("FL", "FR", "RL", "RR")
 VEHICLE_SIM = "HIL_VehicleSim"
+HOME_DISTANCE_NA = 65535  # NAV_Status.HomeDistance raw all-ones: position not available
+
+
+def home_distance(settings: Mapping[str, Any], device: str) -> int:
+    """The car's distance from home (m) before the rig sets one: ``home_distance_m`` (0)."""
+    value = settings.get("home_distance_m", 0)
+    if not isinstance(value, int | float) or not 0 <= value <= HOME_DISTANCE_NA:
+        raise ConfigError(
+            f"{device}: settings.home_distance_m must be 0..65535 m, got {value!r}", device=device
+        )
+    return round(value)
 
 
 def uds_ids(settings: Mapping[str, Any]) -> tuple[int, int]:
@@ -109,6 +120,10 @@ class EvDriver(CanNodeDriver):
             e2e=e2e_profile(),
             sticky=(VEHICLE_SIM,),
         )
+        # the rig starts where the car is: a first drive() must not move it home
+        sim = self._defaults(self.message(VEHICLE_SIM))
+        sim["HomeDistance"] = home_distance(self.settings, name)
+        self._last_sent[VEHICLE_SIM] = sim
         self._uds: UdsClient | None = None
 
     # -- diagnostics ----------------------------------------------------------

@@ -18,6 +18,10 @@ Behaviour, per 10 ms tick:
 * **Battery.** Contactors go OPEN → PRECHARGE → CLOSED in the first 0.3 s;
   pack current follows speed and acceleration, SoC integrates it.
 
+**Position.** NAV_Status.HomeDistance (m, 100 ms) is the distance from home
+the rig last set (``HIL_VehicleSim.HomeDistance``); before that
+``settings["home_distance_m"]`` (0: parked at home). 65535 = not available.
+
 Identity (VCU_Info): ``settings["firmware"]`` ("2.3.1"), ``settings["serial"]``
 (20261125), ``settings["hw_revision"]`` (3).
 
@@ -40,7 +44,14 @@ from typing import Any, ClassVar
 
 import can
 
-from devices.ev.driver import CAR_NODES, DOORS, e2e_profile, load_database, uds_ids
+from devices.ev.driver import (
+    CAR_NODES,
+    DOORS,
+    e2e_profile,
+    home_distance,
+    load_database,
+    uds_ids,
+)
 from hil.cannode.emulator import CanNodeEmulator
 from hil.errors import EmulatorError
 from hil.uds import protocol as uds
@@ -131,6 +142,7 @@ class EvEmulator(CanNodeEmulator):
         self._current = 0.0
         self._contactor = 0
         self._autolock_since: float | None = None
+        self._home_distance = home_distance(s, name)
         self.resets = 0
         self.uds: UdsServer | None = None
         if bool(s.get("uds", True)):
@@ -266,6 +278,7 @@ class EvEmulator(CanNodeEmulator):
             self._gear = int(values["Gear"])
             accel = float(values["Accel"])
             self._accel = accel if accel > 0 else DEFAULT_ACCEL
+            self._home_distance = int(values["HomeDistance"])
         elif name == "BODY_LockCmd":
             request = int(values["LockRequest"])
             if request == REQ_LOCK:
@@ -306,6 +319,7 @@ class EvEmulator(CanNodeEmulator):
             PackCurrent=round(self._current, 1),
             ContactorState=self._contactor,
         )
+        self.set_signals("NAV_Status", HomeDistance=self._home_distance)
 
     # -- inspection ---------------------------------------------------------
 
@@ -324,6 +338,7 @@ class EvEmulator(CanNodeEmulator):
                 },
                 "lock_result": RESULTS[self._result],
                 "soc_percent": self._soc,
+                "home_distance_m": self._home_distance,
                 "contactor": CONTACTORS[self._contactor],
                 "e2e_rejected": sum(self.e2e_rejected.values()),
                 "e2e_rejected_by_reason": self.e2e_rejected,

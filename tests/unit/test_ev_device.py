@@ -70,7 +70,7 @@ def test_registered_and_named_as_plans_expect() -> None:
     assert {s for s in d.stimuli if not s.startswith("uds_")} == {"HIL_VehicleSim", "BODY_LockCmd"}
     sim = d.stimuli["HIL_VehicleSim"].fields
     assert (set(sim), sim["TargetSpeed"].unit, sim["Accel"].unit) == (
-        {"TargetSpeed", "Gear", "Accel"},
+        {"TargetSpeed", "Gear", "Accel", "HomeDistance"},
         "km/h",
         "m/s²",
     )
@@ -142,6 +142,24 @@ def test_vehicle_sim_fields_are_sticky(ev: Car) -> None:
     driver.wait_for("DRIVE_Status.VehicleSpeed", lambda v: abs(v - 3) < 0.1, 2.0, since=t)
     assert emu.state()["accel_ms2"] == FAST
     assert not driver.all_locked  # R never auto-locks
+
+
+def test_home_distance_is_set_by_the_rig_and_kept_while_driving() -> None:
+    with car(home_distance_m=1200) as (driver, emu):
+        assert driver.read("NAV_Status.HomeDistance").value == 1200
+        t = driver.drive(5, accel=FAST)  # a drive without HomeDistance keeps the setting
+        driver.wait_for("DRIVE_Status.Gear", "D", 1.0, since=t)
+        assert driver.read("NAV_Status.HomeDistance").value == 1200
+        t = driver.stimulate("HIL_VehicleSim", {"HomeDistance": 40})
+        driver.wait_for("NAV_Status.HomeDistance", 40, 1.0, since=t)
+        t = driver.stimulate("HIL_VehicleSim", {"TargetSpeed": 0})
+        driver.wait_for("DRIVE_Status.VehicleSpeed", 0, 2.0, since=t)
+        assert driver.read("NAV_Status.HomeDistance").value == 40
+        t = driver.stimulate("HIL_VehicleSim", {"HomeDistance": 65535})  # no GNSS fix
+        driver.wait_for("NAV_Status.HomeDistance", 65535, 1.0, since=t)
+        assert emu.state()["home_distance_m"] == 65535
+    with pytest.raises(ConfigError, match="home_distance_m"):
+        EvEmulator("ev", interface="virtual", channel="unused", settings={"home_distance_m": -1})
 
 
 def test_park_brakes_to_a_stop(ev: Car) -> None:
