@@ -17,12 +17,16 @@ from hil.plan.resolved import ResolvedPlan, ResolvedStep
 SCHEMA_ID = "https://hil.invalid/schema/plan-1.json"
 
 
+# files that live among the plans but are not plans
+NOT_PLANS = frozenset({"requirements.yaml", "canaries.yaml"})
+
+
 def plan_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Plan files under ``paths`` (files as given; folders searched for *.yaml)."""
     for path in paths:
         if path.is_dir():
             for found in sorted(path.rglob("*.y*ml")):
-                if not found.name.startswith(("_", ".")) and found.name != "requirements.yaml":
+                if not found.name.startswith(("_", ".")) and found.name not in NOT_PLANS:
                     yield found
         else:
             yield path

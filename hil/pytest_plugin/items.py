@@ -12,6 +12,7 @@ from hil.errors import HilError
 from hil.plan.loader import PlanInstance, load_plan
 from hil.plan.resolve import resolve_plan
 from hil.plan.runner import PlanRunner
+from hil.plan.tools import NOT_PLANS
 from hil.pytest_plugin.session import hil_session
 from hil.report.allure_writer import AllureObserver, attach_evidence, label_plan
 from hil.report.record import Status, write_record
@@ -28,7 +29,7 @@ class PlanBroken(RuntimeError):
 def is_plan_file(path: Path, roots: list[Path]) -> bool:
     if path.suffix not in (".yaml", ".yml") or path.name.startswith(("_", ".")):
         return False
-    if path.name == "requirements.yaml":
+    if path.name in NOT_PLANS:
         return False
     return any(root == path.parent or root in path.parents for root in roots)
 
