@@ -1,4 +1,4 @@
-"""The ``hil`` command: certify a bench, check a bench."""
+"""The ``hil`` command: certify, bench check, plans, emulate, gateway."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hil.bench.bench import Bench
 from hil.bench.loader import load_bench
+from hil.commands import bench_check, emulate
 from hil.errors import HilError
 from hil.plan.tools import resolve_for_show, schema_text, show, validate_plans
 from hil.report.record import read_records
@@ -71,19 +71,6 @@ def _certify(args: argparse.Namespace) -> int:
     return 0 if ok and pytest_rc == 0 and report_file else 1
 
 
-def _bench_check(args: argparse.Namespace) -> int:
-    with Bench(load_bench(Path(args.bench), args.defect)) as bench:
-        identities = bench.identities()
-        rows = [("device", "type", "emulated", "identity")]
-        for name, dev in bench.config.devices.items():
-            ident = ", ".join(f"{k}={v}" for k, v in identities.get(name, {}).items())
-            rows.append((name, dev.type, "yes" if dev.emulated else "no", ident))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
-    return 1 if any("error" in i for i in identities.values()) else 0
-
-
 def _plans_validate(args: argparse.Namespace) -> int:
     bench = load_bench(Path(args.bench))
     count, problems = validate_plans([Path(p) for p in args.paths], bench)
@@ -127,10 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="bench tools")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
-    check = bench_sub.add_parser("check", help="open every device and print its identity")
-    check.add_argument("--bench", default="benches/emulated.yaml")
-    check.add_argument("--defect", action="append", default=[], metavar="DEVICE:DEFECT")
-    check.set_defaults(func=_bench_check)
+    bench_check.add_parser(bench_sub)
+    emulate.add_parsers(sub)
 
     plans = sub.add_parser("plans", help="plan tools: validate, show, schema")
     plans_sub = plans.add_subparsers(dest="plans_command", required=True)

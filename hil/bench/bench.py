@@ -23,6 +23,7 @@ from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
 from hil.errors import BenchError, EmulatorError, HilError, did_you_mean
 from hil.lifecycle import Resource
+from hil.transports.actuator import Actuator
 from hil.transports.can import CanTransport
 from hil.transports.serial import SerialTransport
 from hil.transports.visa import VisaTransport
@@ -43,6 +44,7 @@ class Bench(Resource):
         self.drivers: dict[str, Driver] = {}
         self.emulators: dict[str, Emulator] = {}
         self.transports: dict[str, Resource] = {}
+        self.actuators: dict[str, Actuator] = {}  # real devices' physical inputs
         self._identities: dict[str, dict[str, str]] | None = None
         self._resolved: dict[str, dict[str, Any]] = {}  # transport settings as opened
         self._endpoints: dict[str, dict[str, Any]] = {}  # what each emulator published
@@ -111,6 +113,12 @@ class Bench(Resource):
         self.drivers[name] = dtype.driver(
             DriverContext(name, transport, definition, dev.settings, links=links)
         )
+        if dev.actuator is not None:
+            act = dev.actuator
+            self.actuators[name] = Actuator(
+                name, resource=act.resource, backend=act.backend, timeout_s=act.timeout_s
+            )
+            self.actuators[name].open()
         log.info(
             "bench %s: opened %s (%s%s)", self.name, name, dev.type, ", emulated" * dev.emulated
         )
@@ -161,7 +169,13 @@ class Bench(Resource):
         )
 
     def _close_impl(self) -> None:
-        for group in (self.drivers, self.transports, self.emulators):
+        groups: tuple[dict[str, Any], ...] = (
+            self.drivers,
+            self.actuators,
+            self.transports,
+            self.emulators,
+        )
+        for group in groups:
             for name in reversed(list(group)):
                 try:
                     group[name].close()
@@ -200,13 +214,13 @@ class Bench(Resource):
         """Apply a stimulus; physical inputs go to the emulator (the bench's actuator)."""
         info = self.definitions[device].stimuli[stimulus]
         if info.kind == "input":
-            emulator = self.emulators.get(device)
-            if emulator is None:
+            actuator = self.emulators.get(device) or self.actuators.get(device)
+            if actuator is None:
                 raise BenchError(
                     f"{device}.{stimulus} is a physical input and {device!r} is real: "
-                    "this bench has no actuator for it"
+                    "this bench has no actuator for it (give the device an 'actuator:')"
                 )
-            emulator.set_input(stimulus, float(values["value"]))
+            actuator.set_input(stimulus, float(values["value"]))
             return time.time()
         return self.get(device).stimulate(stimulus, values)
 

@@ -58,6 +58,11 @@ class DeviceConfig(Strict):
     can: CanLink | None = None
     serial: SerialLink | None = None
     visa: VisaLink | None = None
+    actuator: VisaLink | None = Field(
+        None,
+        description="a real device's physical inputs (load, mains) are imposed through this "
+        "resource (hil emulate serves one; see hil/transports/actuator.py)",
+    )
     defects: list[str] = Field(default_factory=list, description="emulator defects to inject")
     settings: dict[str, Any] = Field(default_factory=dict)
     wiring: dict[str, str] = Field(

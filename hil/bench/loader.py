@@ -119,6 +119,13 @@ def _check_device(name: str, dev: DeviceConfig, config: BenchConfig, locs: Locat
             f"device {name!r} is real (emulated: false) so it needs a real "
             f"{'port' if dtype.transport == 'serial' else 'resource'}, not 'auto'",
         )
+    if dev.actuator is not None and (dev.emulated or dev.actuator.resource == AUTO):
+        raise locs.error(
+            BenchError,
+            (*here, "actuator"),
+            f"device {name!r}: an actuator imposes a real device's inputs from a real "
+            "resource; an emulated device is its own actuator and 'auto' names none",
+        )
     if dev.emulated and dtype.emulator is None:
         raise locs.error(
             BenchError, (*here, "emulated"), f"device type {dev.type!r} has no emulator"

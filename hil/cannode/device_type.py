@@ -64,7 +64,11 @@ def can_device_type(
             ctx.name,
             interface=str(link["interface"]),
             channel=str(link["channel"]),
-            bus_kwargs={k: link[k] for k in BUS_OPTIONS if k in link},
+            # the bench file's options too: a node behind a socketcand server needs host/port
+            bus_kwargs={
+                **dict(link.get("options") or {}),
+                **{k: link[k] for k in BUS_OPTIONS if k in link},
+            },
             defects=ctx.defects,
             time_scale=ctx.time_scale,
             settings=ctx.settings,

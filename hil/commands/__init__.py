@@ -1,0 +1,1 @@
+"""Subcommands of the ``hil`` command that outgrew hil/cli.py, one module each."""
