@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,39 @@ def load_dbc(path: Path) -> Database:
 
 def _frame_key(msg: can.Message) -> int:
     return int(msg.arbitration_id)
+
+
+def _check_socketcand_server(kwargs: dict[str, Any], timeout: float = 3.0) -> None:
+    """Fail fast, with the OS's reason, when no socketcand server listens.
+
+    python-can's client retries a refused connect in a tight loop for 10 s.
+    """
+    host, port = kwargs.get("host"), kwargs.get("port")
+    if host is None or port is None:
+        raise ValueError("the socketcand interface needs options host and port")
+    try:
+        with socket.create_connection((str(host), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise OSError(f"no socketcand server at {host}:{port}: {err.strerror or err}") from err
+
+
+def _socketcand_hung_up(bus: can.BusABC) -> bool:
+    """Whether a socketcand client's server closed the connection.
+
+    python-can's client (4.6) reads end-of-file as "no frame" and never
+    reports it, so a lost gateway would look like a silent bus; its socket,
+    peeked without consuming anything, tells the truth.
+    """
+    sock = getattr(bus, "_SocketCanDaemonBus__socket", None)
+    if not isinstance(sock, socket.socket):
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 class CanTransport(Resource):
@@ -71,6 +105,8 @@ class CanTransport(Resource):
         if self.fd:
             kwargs["fd"] = True
         try:
+            if self.interface == "socketcand":
+                _check_socketcand_server(kwargs)
             self._bus = can.Bus(interface=self.interface, channel=self.channel, **kwargs)
         except (can.CanError, OSError, ValueError, ImportError) as err:
             raise TransportOpenError(
@@ -107,6 +143,14 @@ class CanTransport(Resource):
                 return
             if batch:
                 extend(RX, batch)
+            elif self.interface == "socketcand" and _socketcand_hung_up(bus):
+                if self._running:
+                    self.lost = DeviceLost(
+                        "the socketcand server closed the connection",
+                        device=self.name,
+                        at=time.time(),
+                    )
+                return
 
     def send(self, msg: can.Message) -> can.Message:
         """Send a frame and capture it as TX with the send timestamp."""
