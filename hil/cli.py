@@ -1,11 +1,8 @@
-"""The ``hil`` command: certify, bench check, plans, emulate, gateway."""
+"""The ``hil`` command: certify, report, bench check, plans, emulate, gateway."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,61 +11,8 @@ from hil.bench.loader import load_bench
 from hil.commands import bench_check, emulate
 from hil.errors import HilError
 from hil.plan.tools import resolve_for_show, schema_text, show, validate_plans
-from hil.report.record import read_records
-from hil.report.summary import summarize
-
-
-def _certify(args: argparse.Namespace) -> int:
-    load_bench(Path(args.bench), args.defect)  # a bad bench stops here, before pytest starts
-    reports = Path(args.reports)
-    results = reports / "allure-results"
-    records = reports / "hil-results"
-    html = reports / "allure-report"
-    shutil.rmtree(records, ignore_errors=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *args.plans,
-        "--bench",
-        args.bench,
-        "--alluredir",
-        str(results),
-        "--clean-alluredir",
-        "--hil-results",
-        str(records),
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "-rfE",
-    ]
-    for defect in args.defect:
-        cmd += ["--hil-defect", defect]
-    pytest_rc = subprocess.run(cmd, check=False).returncode
-    report_file = None
-    allure = args.allure or shutil.which("allure")
-    if allure and results.is_dir():
-        env = dict(os.environ, ALLURE_NO_ANALYTICS="true")
-        gen = subprocess.run(
-            [allure, "generate", "--single-file", "--clean", "-o", str(html), str(results)],
-            env=env,
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        if gen.returncode == 0 and (html / "index.html").is_file():
-            report_file = str(html / "index.html")
-        else:
-            print(f"hil: allure generate failed:\n{gen.stdout}{gen.stderr}", file=sys.stderr)
-    elif not allure:
-        print("hil: the Allure command line was not found; no HTML report", file=sys.stderr)
-    text, ok = summarize(read_records(records), report_file)
-    (reports / "summary.txt").write_text(text, encoding="utf-8")
-    print(text, end="")
-    if pytest_rc not in (0, 1):  # 1 = some plans failed: the summary says which
-        print(f"hil: pytest exited with {pytest_rc}", file=sys.stderr)
-        return 2
-    return 0 if ok and pytest_rc == 0 and report_file else 1
+from hil.report.certify import add_certify_command
+from hil.report.commands import add_report_commands
 
 
 def _plans_validate(args: argparse.Namespace) -> int:
@@ -104,13 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    cert = sub.add_parser("certify", help="run the plans on a bench and write the reports")
-    cert.add_argument("plans", nargs="*", default=["testplans"])
-    cert.add_argument("--bench", default="benches/emulated.yaml")
-    cert.add_argument("--reports", default="reports")
-    cert.add_argument("--allure", default=None, help="path of the allure command line")
-    cert.add_argument("--defect", action="append", default=[], metavar="DEVICE:DEFECT")
-    cert.set_defaults(func=_certify)
+    add_certify_command(sub)
+    add_report_commands(sub)
 
     bench = sub.add_parser("bench", help="bench tools")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
