@@ -10,14 +10,17 @@ gets its error on its row and the exit code is 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from hil.bench.bench import Bench
+from hil.bench.config import BenchConfig, DeviceConfig
+from hil.bench.links import dependencies
 from hil.bench.loader import LoadedBench, load_bench
-from hil.errors import HilError
+from hil.errors import DeviceError, HilError
 from hil.lifecycle import Resource
 from hil.transports.can import CanTransport
 from hil.transports.serial import SerialTransport
@@ -39,26 +42,82 @@ def endpoint(transport: Resource) -> str:
     return repr(transport)
 
 
+def configured_endpoint(dev: DeviceConfig) -> str:
+    """Where the bench file says a device is (for a device that never opened)."""
+    if dev.can is not None:
+        opts = dev.can.options
+        where = f" {opts['host']}:{opts['port']}" if "host" in opts and "port" in opts else ""
+        return f"{dev.can.interface}{where} channel {dev.can.channel}"
+    if dev.serial is not None:
+        return dev.serial.port
+    return dev.visa.resource if dev.visa is not None else "?"
+
+
+def _dependents(config: BenchConfig, failed: str) -> set[str]:
+    """Devices that need ``failed`` open first (wired or linked to it), transitively."""
+    out = {failed}
+    grew = True
+    while grew:
+        grew = False
+        for name in config.devices:
+            if name not in out and any(t in out for _w, t in dependencies(config, name)):
+                out.add(name)
+                grew = True
+    return out - {failed}
+
+
+def _row(loaded: LoadedBench, name: str, endpoint: str, identity: dict[str, str]) -> dict[str, Any]:
+    dev = loaded.config.devices[name]
+    line, _col = loaded.locations.find(("devices", name), key=True)
+    ident = dict(identity)
+    error = ident.pop("error", None)
+    return {
+        "device": name,
+        "type": dev.type,
+        "emulated": dev.emulated,
+        "endpoint": endpoint,
+        "declared": f"{loaded.path}:{line}" if line else str(loaded.path),
+        "identity": ident,
+        "error": error,
+    }
+
+
 def check(loaded: LoadedBench) -> dict[str, Any]:
-    """Open the bench and collect one row per device (raises if the bench cannot open)."""
-    rows: list[dict[str, Any]] = []
-    with Bench(loaded) as bench:
-        identities = bench.identities()
-        for name, dev in loaded.config.devices.items():
-            line, _col = loaded.locations.find(("devices", name), key=True)
-            ident = dict(identities.get(name, {}))
-            error = ident.pop("error", None)
-            rows.append(
-                {
-                    "device": name,
-                    "type": dev.type,
-                    "emulated": dev.emulated,
-                    "endpoint": endpoint(bench.transports[name]),
-                    "declared": f"{loaded.path}:{line}" if line else str(loaded.path),
-                    "identity": ident,
-                    "error": error,
+    """Open the bench and collect one row per device.
+
+    A device that cannot be opened (or does not answer while its driver opens)
+    gets its error on its row; the bench is opened again without it (and
+    without what is wired or linked to it) so every other device is checked.
+    """
+    config = loaded.config
+    failed: dict[str, dict[str, Any]] = {}
+    while True:
+        remaining = {n: d for n, d in config.devices.items() if n not in failed}
+        if not remaining:
+            break
+        part = dataclasses.replace(loaded, config=config.model_copy(update={"devices": remaining}))
+        try:
+            with Bench(part) as bench:
+                identities = bench.identities()
+                opened = {
+                    name: _row(loaded, name, endpoint(bench.transports[name]), identities[name])
+                    for name in remaining
                 }
-            )
+            break
+        except DeviceError as err:
+            name = err.fields.get("device")
+            if name not in remaining:
+                raise
+            dev = config.devices[name]
+            failed[name] = _row(loaded, name, configured_endpoint(dev), {"error": str(err)})
+            for other in _dependents(part.config, name):
+                failed[other] = _row(
+                    loaded,
+                    other,
+                    configured_endpoint(config.devices[other]),
+                    {"error": f"not checked: needs {name!r}, which failed"},
+                )
+    rows = [failed.get(name) or opened[name] for name in config.devices]
     return {
         "format": FORMAT,
         "bench": loaded.id,
@@ -113,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         json.dumps(result, indent=2) if args.json else table(result), end="\n" if args.json else ""
     )
     sys.stdout.flush()
+    for row in result["devices"]:
+        if row["error"] is not None:
+            print(f"hil: error: {row['declared']}: {row['error']}", file=sys.stderr)
     return 0 if result["ok"] else 1
 
 
