@@ -22,6 +22,12 @@ INPUTS: Mapping[str, SignalInfo] = {
     "mains": SignalInfo(
         "mains", "bool", description="mains present (false cuts the oven's supply, MCU included)"
     ),
+    "display": SignalInfo(
+        "display", "bool", description="clock/status display on (standby with display, N2)"
+    ),
+    "network": SignalInfo(
+        "network", "bool", description="Wi-Fi module associated and idle (networked standby, N3)"
+    ),
 }
 CAPABILITIES = frozenset({"miot", "oven", "heating", "power_source"})
 

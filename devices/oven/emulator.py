@@ -44,6 +44,7 @@ REFUSED = -4004  # the protocol's "internal error": the oven will not do it
 STANDBY_PF = 0.3  # small switched-mode supply: mostly reactive, spiky current
 STANDBY_CREST = 2.8
 HEATING_PF = 0.99  # a resistive element
+HIGH_NETWORK_W = 2.5
 
 
 class OvenEmulator(MiotMcuEmulator):
@@ -58,8 +59,17 @@ class OvenEmulator(MiotMcuEmulator):
         "preheat_when_away": "accepts a remote preheat with nobody home and no local confirmation",
         "resume_after_mains": "after a mains interruption it resumes the programme it was running",
         "heats_on_link_loss": "keeps heating (and reports no fault) when the link goes silent",
+        "display_stays_on": "the clock display cannot be switched off (standby always "
+        "includes the display's draw)",
+        "network_standby_high": f"its Wi-Fi module draws {HIGH_NETWORK_W} W in networked "
+        "standby instead of the set network_w",
     }
-    INPUTS: ClassVar[Mapping[str, str]] = {"door": "", "local_confirm": "", "mains": ""}
+    # display: the clock/status display (the oven's own menu); network: the Wi-Fi
+    # module associated to the home network and idle (networked standby)
+    INPUTS: ClassVar[Mapping[str, str]] = {
+        **{"door": "", "local_confirm": "", "mains": ""},
+        **{"display": "", "network": ""},
+    }
 
     def __init__(
         self,
@@ -73,6 +83,13 @@ class OvenEmulator(MiotMcuEmulator):
         super().__init__(name, spec, defects=defects, time_scale=time_scale, settings=settings)
         s = self.settings
         self.standby_w = float(s.get("standby_w", 0.4))
+        # low-power modes (EU 2023/826): what the display and the idle network add
+        self.display_w = float(s.get("display_w", 0.3))
+        self.network_w = (
+            HIGH_NETWORK_W if self.has("network_standby_high") else float(s.get("network_w", 1.2))
+        )
+        self.display = self.has("display_stays_on")
+        self.network = False
         self.heating_w = float(s.get("heating_w", 2500.0))
         self.heat_rate = float(s.get("heat_rate_c_per_s", 1.0))
         self.cool_rate = float(s.get("cool_rate_c_per_s", 0.1))
@@ -135,9 +152,10 @@ class OvenEmulator(MiotMcuEmulator):
         if self.heater_on:
             current = self.heating_w / (supply_v * HEATING_PF)
             return ElectricalState(supply_v, current, self.heating_w, HEATING_PF)
-        current = self.standby_w / (supply_v * STANDBY_PF)
+        watts = self.standby_w + self.display_w * self.display + self.network_w * self.network
+        current = watts / (supply_v * STANDBY_PF)
         return ElectricalState(
-            supply_v, current, self.standby_w, STANDBY_PF, current_crest_factor=STANDBY_CREST
+            supply_v, current, watts, STANDBY_PF, current_crest_factor=STANDBY_CREST
         )
 
     # ----- bench inputs
@@ -145,7 +163,11 @@ class OvenEmulator(MiotMcuEmulator):
     def _apply_input(self, name: str, value: float) -> None:
         on = value >= 0.5
         with self._lock:
-            if name == "door":
+            if name == "display":
+                self.display = on or self.has("display_stays_on")
+            elif name == "network":
+                self.network = on
+            elif name == "door":
                 if self._mains:
                     self.update(DOOR, on)
             elif name == "local_confirm":

@@ -1,7 +1,8 @@
-"""Driver for a WT310-style power analyzer over VISA/SCPI.
+"""Driver for a WT300-series power analyzer (1 to 3 elements) over VISA/SCPI.
 
 Every reading is one ``:NUMeric:NORMal:VALue?`` query whose answer lists the
-items configured on construction; observations are parsed back out of the
+items configured on construction (every signal of every element); settings
+read back with their own queries. Observations are parsed back out of the
 transport's capture, so their timestamps are those of the wire.
 """
 
@@ -13,11 +14,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devices.power_analyzer.definition import Defaults, load_map
+from devices.power_analyzer.definition import (
+    Defaults,
+    element_count,
+    load_map,
+    signal_name,
+    split_signal,
+)
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
 from hil.bench.registry import DriverContext
 from hil.errors import ConfigError, DeviceLost, ProtocolError
+from hil.measure.iec62301 import ConditionSample
 from hil.scpi.server import parse_nr3
 from hil.transports.capture import Record
 from hil.transports.visa import ScpiExchange, VisaTransport
@@ -39,8 +47,22 @@ def _parse_error(text: str, device: str) -> tuple[int, str]:
         ) from None
 
 
+# the element quantities an IEC 62301 sample holds, by the map's signal names
+CONDITION_SIGNALS = {
+    "power_w": "P",
+    "voltage_v": "U",
+    "current_a": "I",
+    "power_factor": "LAMBDA",
+    "frequency_hz": "FREQ",
+    "voltage_crest_factor": "CFU",
+    "current_crest_factor": "CFI",
+    "voltage_thd_percent": "UTHD",
+}
+
+
 class PowerAnalyzerDriver:
-    """A WT310-style analyzer on an open ``VisaTransport``; a ``PowerMeter``."""
+    """A WT300-series analyzer on an open ``VisaTransport``; a ``PowerMeter`` and an
+    IEC 62301 ``ConditionMeter``."""
 
     def __init__(
         self,
@@ -53,10 +75,21 @@ class PowerAnalyzerDriver:
         self.definition = definition
         self.transport = transport
         scpi_map = load_map()
-        self._functions = {s: m.function for s, m in scpi_map.signals.items()}
-        self._items = list(self._functions)  # VALue? answers these signals, in this order
+        self._map = scpi_map
+        try:
+            self._elements = element_count(settings)
+        except ConfigError as err:
+            raise ConfigError(f"{name}: {err}") from None
+        # VALue? answers these (signal, function, element), in this order
+        self._items = [
+            (signal_name(s, n), m.function, n)
+            for n in range(1, self._elements + 1)
+            for s, m in scpi_map.signals.items()
+        ]
         self._states = dict(scpi_map.integration_states)
-        self._element = scpi_map.instrument.element
+        # settings read back with their own query: query → signal
+        self._queries = {STATE_QUERY: "INTEGRATION"}
+        self._queries.update({q.query: n for n, q in scpi_map.setting_signals.items()})
         self._lock = threading.RLock()
         self._seen_seq = 0  # capture records already turned into samples
         self._history: dict[str, list[Sample]] = {s: [] for s in definition.signals}
@@ -69,6 +102,7 @@ class PowerAnalyzerDriver:
         rate = float(settings.get("update_rate", defaults.update_rate))
         crest_factor = int(settings.get("crest_factor", defaults.crest_factor))
         current_range = float(settings.get("current_range", defaults.current_range))
+        voltage_range = float(settings.get("voltage_range", defaults.voltage_range))
         self.transport.write("*RST")
         self.transport.query("*OPC?")  # *RST finishes before the settings below land
         self.transport.write(f":INPut:MODE {defaults.mode}")
@@ -77,9 +111,12 @@ class PowerAnalyzerDriver:
         # keeps the result independent of where auto-ranging happened to be
         self.transport.write(":INPut:CURRent:AUTO OFF")
         self.transport.write(f":INPut:CURRent:RANGe {current_range:g}")
+        self.transport.write(":INPut:VOLTage:AUTO OFF")
+        self.transport.write(f":INPut:VOLTage:RANGe {voltage_range:g}")
         self.transport.write(f":RATE {_rate(rate)}")
         items = ";".join(
-            f"ITEM{n} {self._functions[s]},{self._element}" for n, s in enumerate(self._items, 1)
+            f"ITEM{n} {function},{element}"
+            for n, (_, function, element) in enumerate(self._items, 1)
         )
         # one line, later headers continue from :NUMeric:NORMal (the SCPI current path)
         self.transport.write(f":NUMeric:NORMal:{items}")
@@ -109,9 +146,10 @@ class PowerAnalyzerDriver:
     def read(self, signal: str) -> Sample:
         self._signal(signal)
         with self._lock:
-            if signal == "INTEGRATION":
-                answer, t = self._query(STATE_QUERY)
-                return Sample(t, self._state(answer, strict=True))
+            query = next((q for q, s in self._queries.items() if s == signal), None)
+            if query is not None:
+                answer, t = self._query(query)
+                return Sample(t, self._setting(signal, answer, strict=True))
             values, t = self._read_values()
             return Sample(t, values[signal])
 
@@ -166,9 +204,30 @@ class PowerAnalyzerDriver:
         return float(self.read("P").value)
 
     def measure(self) -> dict[str, float]:
-        """Every numeric signal (U, I, P, LAMBDA, FREQ, CFU, CFI, WP) from one update."""
+        """Every numeric signal of every element (U, I, P, … WP, U2 …) from one update."""
         with self._lock:
             return self._read_values()[0]
+
+    def read_conditions(self, signal: str) -> ConditionSample:
+        """One update of the element whose active power is ``signal`` (``P``, ``P2``…),
+        with its supply conditions: an IEC 62301 sample."""
+        self._signal(signal)
+        split = split_signal(signal, self._elements)
+        if split is None or split[0] != "P":
+            powers = [signal_name("P", n) for n in range(1, self._elements + 1)]
+            raise ConfigError(
+                f"{self.name}: IEC 62301 samples are taken of an active power signal "
+                f"({', '.join(powers)}), not {signal!r}"
+            )
+        element = split[1]
+        with self._lock:
+            values, t = self._read_values()
+        fields = {k: values[signal_name(base, element)] for k, base in CONDITION_SIGNALS.items()}
+        return ConditionSample(t=t, **fields)
+
+    def power_uncertainty(self, power_w: float) -> float:
+        """The specified expanded uncertainty of a power reading (scpi_map.yaml), in W."""
+        return self._map.power_uncertainty(power_w)
 
     def integration(self, command: str) -> float:
         """RESET, START or STOP the energy integrator; returns the capture timestamp."""
@@ -207,10 +266,11 @@ class PowerAnalyzerDriver:
             if value not in (3, 6):
                 raise ConfigError(f"{self.name}.crest_factor must be 3 or 6, got {value!r}")
             return f":INPut:CFACtor {int(value)}"
-        if stimulus == "current_range":
+        if stimulus in ("current_range", "voltage_range"):
+            node, unit = ("CURRent", "A") if stimulus == "current_range" else ("VOLTage", "V")
             if value < 0:
-                raise ConfigError(f"{self.name}.current_range must be >= 0 A (0 = auto)")
-            return ":INPut:CURRent:AUTO ON" if value == 0 else f":INPut:CURRent:RANGe {value:g}"
+                raise ConfigError(f"{self.name}.{stimulus} must be >= 0 {unit} (0 = auto)")
+            return f":INPut:{node}:AUTO ON" if value == 0 else f":INPut:{node}:RANGe {value:g}"
         return f":RATE {_rate(float(value))}"
 
     def _state_name(self, value: Any) -> str:
@@ -249,18 +309,34 @@ class PowerAnalyzerDriver:
         if len(fields) != len(self._items):
             return None
         try:
-            return {s: parse_nr3(f) for s, f in zip(self._items, fields, strict=True)}
+            return {s: parse_nr3(f) for (s, _, _), f in zip(self._items, fields, strict=True)}
         except ValueError:
             return None
 
-    def _state(self, answer: str, strict: bool = False) -> int | None:
-        state = self._states.get(answer.strip().upper())
-        if state is None and strict:
+    def _setting(self, signal: str, answer: str, strict: bool = False) -> float | None:
+        """A setting query's answer as the signal's value (enum names → their numbers)."""
+        text = answer.strip().upper()
+        value: float | None
+        if signal == "INTEGRATION":
+            value = self._states.get(text)
+        else:
+            try:
+                value = parse_nr3(text)
+            except ValueError:
+                value = None
+            choices = self._map.setting_signals[signal].choices
+            if value is not None and choices and value not in choices.values():
+                value = None
+        if value is None and strict:
             raise ProtocolError(
-                f"{STATE_QUERY} answered {answer!r}; expected one of {list(self._states)}",
+                f"{self._query_of(signal)} answered {answer!r}; expected "
+                + (f"one of {list(self._states)}" if signal == "INTEGRATION" else "a number"),
                 device=self.name,
             )
-        return state
+        return value
+
+    def _query_of(self, signal: str) -> str:
+        return next(q for q, s in self._queries.items() if s == signal)
 
     def _ingest(self) -> None:
         """Turn capture records not seen yet into samples (each record parsed once)."""
@@ -276,10 +352,11 @@ class PowerAnalyzerDriver:
             values = self._values(ex.response)
             for signal, value in (values or {}).items():
                 self._history[signal].append(Sample(rec.t, value))
-        elif ex.command == STATE_QUERY:
-            state = self._state(ex.response)
-            if state is not None:
-                self._history["INTEGRATION"].append(Sample(rec.t, state))
+        elif ex.command in self._queries:
+            signal = self._queries[ex.command]
+            setting = self._setting(signal, ex.response)
+            if setting is not None:
+                self._history[signal].append(Sample(rec.t, setting))
 
 
 def _rate(seconds: float) -> str:

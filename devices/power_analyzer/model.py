@@ -1,10 +1,11 @@
-"""What the emulated analyzer's single element measures, update by update.
+"""What one input element of the emulated analyzer measures, update by update.
 
-The numbers come from the appliance wired to the element (a ``PowerSource``)
-plus seeded noise of the size a WT310 shows at standby levels, so energy
-plans measure something real and reproducible. Energy is integrated over
-emulated time, which runs ``1 / time_scale`` times faster than the wall clock
-(a bench's time scale is wall seconds per plan second).
+The numbers come from what the element is wired to (a ``PowerSource``: one
+appliance, or the household feed) under the bench's ``Supply``, plus seeded
+noise of the size a WT310 shows at standby levels, so energy plans measure
+something real and reproducible. Energy is integrated over emulated time,
+which runs ``1 / time_scale`` times faster than the wall clock (a bench's time
+scale is wall seconds per plan second).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from hil.emulation.physics import ElectricalState, PowerSource
+from hil.emulation.physics import ElectricalState, PowerSource, Supply
 
 # Every function an ITEM may name, in SCPI mnemonic form (long form = upper case).
 FUNCTIONS = [
-    *("U", "I", "P", "S", "Q", "LAMBda", "PHI", "FU", "FI", "CFU", "CFI", "UTHD"),
+    *("U", "I", "P", "S", "Q", "LAMBda", "PHI", "FU", "FI", "CFU", "CFI", "UTHD", "ITHD"),
     *("UPPeak", "UMPeak", "IPPeak", "IMPeak", "PPPeak", "PMPeak"),
     *("TIME", "WP", "WPP", "WPM", "AH"),
 ]
@@ -26,6 +27,10 @@ FUNCTIONS = [
 # range x crest factor (peak); beyond that it reports over-range.
 RMS_HEADROOM = 1.4
 AUTO_UP = 1.3  # auto-ranging picks the smallest range that leaves this headroom
+SINE_CF = math.sqrt(2.0)
+# a load's current THD grows with how spiky its current is; a rough fit for small
+# switched-mode supplies (crest factor 2.8 → about 125 %), enough to be plausible
+ITHD_PER_CREST = 90.0
 
 
 @dataclass
@@ -54,16 +59,25 @@ class Integrator:
 
 @dataclass
 class Element:
-    """Settings of input element 1 and the newest data it produced."""
+    """Settings of one input element and the newest data it produced.
+
+    Ranges, crest factor, mode and rate are common to all elements (the
+    instrument sets them together); each element keeps its own copy so that
+    an update reads one consistent set.
+    """
 
     source: PowerSource | None
     rng: random.Random
     ranges: dict[int, list[float]]
+    voltage_ranges: dict[int, list[float]] = field(default_factory=dict)
     offset_w: float = 0.0  # the offset_error defect
+    reports_thd: bool = True  # False: the no_thd defect
     mode: str = "RMS"
     crest_factor: int = 3
     current_auto: bool = True
     current_range: float = 20.0
+    voltage_auto: bool = True
+    voltage_range: float = 600.0
     rate_s: float = 0.25
     integrator: Integrator = field(default_factory=Integrator)
     data: dict[str, float] = field(default_factory=dict)
@@ -72,24 +86,30 @@ class Element:
         """*RST: factory settings; the integrator is reset too."""
         self.mode, self.crest_factor, self.current_auto = "RMS", 3, True
         self.current_range = max(self.ranges[3])
+        self.voltage_auto = True
+        self.voltage_range = max(self.voltage_ranges.get(3, [600.0]))
         self.rate_s = 0.25
         self.integrator = Integrator()
 
     def set_crest_factor(self, cf: int) -> None:
         # ranges differ per crest factor: keep the position in the list, as the WT310 does
-        old = self.ranges[self.crest_factor]
-        index = old.index(self.current_range) if self.current_range in old else len(old) - 1
+        self.current_range = _same_position(self.ranges, self.crest_factor, cf, self.current_range)
+        if self.voltage_ranges:
+            self.voltage_range = _same_position(
+                self.voltage_ranges, self.crest_factor, cf, self.voltage_range
+            )
         self.crest_factor = cf
-        self.current_range = self.ranges[cf][index]
 
-    def state_at(self, supply_v: float) -> ElectricalState:
+    def state_at(self, supply: Supply) -> ElectricalState:
         if self.source is None:  # nothing wired: the supply is there, nothing draws from it
-            return ElectricalState(supply_v, 0.0, 0.0, 0.0)
-        return self.source.electrical_state(supply_v)
+            st = ElectricalState(supply.voltage_v, 0.0, 0.0, 0.0)
+        else:
+            st = self.source.electrical_state(supply.voltage_v)
+        return supply.applied_to(st)
 
-    def update(self, supply_v: float, dt_s: float) -> dict[str, float]:
+    def update(self, supply: Supply, dt_s: float) -> dict[str, float]:
         """One data update: measure, integrate over ``dt_s`` emulated seconds, publish."""
-        st = self.state_at(supply_v)
+        st = self.state_at(supply)
         g = self.rng.gauss
         u = st.voltage_v + g(0.0, 0.025)  # about ±0.05 V
         wired = st.current_a > 0.0 or st.power_w != 0.0
@@ -121,8 +141,14 @@ class Element:
             "PMPEAK": min(0.0, p),
             "CFU": cfu,
             "CFI": cfi,
-            "UTHD": st.voltage_thd_percent,
+            "UTHD": st.voltage_thd_percent + g(0.0, 0.01) if u > 0 else math.nan,
+            "ITHD": max(0.0, (cfi - SINE_CF) * ITHD_PER_CREST) if i > 0 else math.nan,
         }
+        if not self.reports_thd:
+            data["UTHD"] = data["ITHD"] = math.nan
+        if self._voltage_over_range(u, cfu):
+            for key in ("U", "S", "Q", "UPPEAK", "UMPEAK", "CFU"):
+                data[key] = math.copysign(math.inf, data[key] or 1.0)
         if self._over_range(i, cfi):
             for key in ("I", "P", "S", "Q", "IPPEAK", "IMPEAK", "PPPEAK", "PMPEAK", "CFI"):
                 data[key] = math.copysign(math.inf, data[key] or 1.0)
@@ -146,3 +172,20 @@ class Element:
             self.current_range = fits[0] if fits else ranges[-1]
         r = self.current_range
         return i > r * RMS_HEADROOM or peak > r * self.crest_factor
+
+    def _voltage_over_range(self, u: float, cfu: float) -> bool:
+        ranges = self.voltage_ranges.get(self.crest_factor)
+        if not ranges:
+            return False
+        peak = u * cfu
+        if self.voltage_auto:
+            fits = [r for r in ranges if u <= r * AUTO_UP and peak <= r * self.crest_factor]
+            self.voltage_range = fits[0] if fits else ranges[-1]
+        r = self.voltage_range
+        return u > r * RMS_HEADROOM or peak > r * self.crest_factor
+
+
+def _same_position(ranges: dict[int, list[float]], old_cf: int, new_cf: int, value: float) -> float:
+    old = ranges[old_cf]
+    index = old.index(value) if value in old else len(old) - 1
+    return ranges[new_cf][index]

@@ -21,6 +21,7 @@ from hil.bench.links import LinkedDevice, link_targets, open_order
 from hil.bench.loader import LoadedBench, load_bench
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
+from hil.emulation.physics import wired
 from hil.errors import BenchError, EmulatorError, HilError, did_you_mean
 from hil.lifecycle import Resource
 from hil.transports.actuator import Actuator
@@ -97,7 +98,8 @@ class Bench(Resource):
                 time_scale=self.config.time_scale,
                 settings=dev.settings,
                 transport=link,
-                wiring={ch: self.emulators[target] for ch, target in dev.wiring.items()},
+                # a channel measures one emulator, or the household feed (every PowerSource)
+                wiring={ch: wired(target, self.emulators) for ch, target in dev.wiring.items()},
                 links=links,
             )
             emulator = dtype.emulator(ctx)

@@ -12,6 +12,7 @@ from hil.bench.config import AUTO, SUPPORTED_SPEC, BenchConfig, DeviceConfig
 from hil.bench.definition import DeviceDefinition
 from hil.bench.links import check_links
 from hil.bench.registry import get_device_type
+from hil.emulation.physics import HOUSEHOLD
 from hil.errors import BenchError, HilError, did_you_mean
 from hil.yamlio import Locations, check_spec, load_file, validate
 
@@ -153,6 +154,8 @@ def _check_device(name: str, dev: DeviceConfig, config: BenchConfig, locs: Locat
                     + did_you_mean(cap, known),
                 )
     for channel, target in dev.wiring.items():
+        if target == HOUSEHOLD:
+            continue  # the whole house's feed: every emulated PowerSource on the bench
         if target not in config.devices:
             raise locs.error(
                 BenchError,

@@ -222,8 +222,31 @@ class LimitSpec(Strict):
     unit: str | None = None
 
 
+class Iec62301(Strict):
+    """Options of ``method: iec62301`` (IEC 62301 ed.2 / EN 50564, sampling method)."""
+
+    max_duration: PositiveDuration | None = Field(
+        default=None,
+        description="how long the period may be extended while power is not stable "
+        "(default: 4 × duration); still unstable then → the step fails",
+    )
+    nominal_v: Annotated[float, Field(gt=0)] = Field(
+        default=230.0, description="nominal supply voltage (V); valid within ±1 %"
+    )
+    nominal_hz: Annotated[float, Field(gt=0)] = Field(
+        default=50.0, description="nominal supply frequency (Hz); valid within ±1 %"
+    )
+
+
 class Measure(Strict):
-    """Sample an instrument quantity over a duration and judge a statistic against a limit."""
+    """Sample an instrument quantity over a duration and judge a statistic against a limit.
+
+    ``method: iec62301`` runs the standby-power sampling method instead: after
+    ``settle``, samples power and supply conditions every ``interval`` (≤ 1 s)
+    for at least ``duration`` (≥ 15 min), discards the first third, extends
+    the period while the power is not stable, reports a run on an
+    out-of-bounds supply as INVALID, and passes when mean + U95 ≤ limit.
+    """
 
     signal: Ref
     duration: PositiveDuration
@@ -231,6 +254,26 @@ class Measure(Strict):
     statistic: Literal["mean", "min", "max", "last", "median"] = "mean"
     settle: Duration = 0.0
     limit: LimitSpec
+    method: Literal["sampling", "iec62301"] = Field(
+        default="sampling",
+        description="sampling: the statistic of samples over duration; iec62301: the "
+        "IEC 62301 standby-power method (stability, validity gate, U95 decision rule)",
+    )
+    iec62301: Iec62301 | None = None
+
+    @model_validator(mode="after")
+    def _method(self) -> Measure:
+        if self.method == "iec62301":
+            if self.statistic != "mean":
+                raise ValueError("method iec62301 judges the mean; leave 'statistic' out")
+            if self.interval > 1.0:
+                raise ValueError("method iec62301 samples at 1 s or faster (interval ≤ 1 s)")
+            top = self.iec62301.max_duration if self.iec62301 else None
+            if top is not None and top < self.duration:
+                raise ValueError("iec62301.max_duration is shorter than duration")
+        elif self.iec62301 is not None:
+            raise ValueError("'iec62301' options need method: iec62301")
+        return self
 
 
 class Wait(Strict):

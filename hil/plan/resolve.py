@@ -17,6 +17,7 @@ from hil.errors import PlanError, did_you_mean
 from hil.expressions import Expression, ExpressionError, parse
 from hil.measure.limits import Limit
 from hil.plan.conditions import Computed, Condition
+from hil.plan.iec62301 import MethodError, iec62301_measurement
 from hil.plan.loader import PlanInstance
 from hil.plan.model import (
     Anchor,
@@ -394,6 +395,12 @@ class _Resolver:
             raise self.fail((*base, "limit"), f"impossible limit: {problem}")
         if body.interval > body.duration:
             raise self.fail((*base, "interval"), "interval is longer than the measurement duration")
+        if body.method == "iec62301":
+            caps = self.caps.get(ref.device, frozenset())
+            try:
+                return iec62301_measurement(body, ref, limit, caps)
+            except MethodError as err:
+                raise self.fail((*base, err.key), str(err)) from None
         return Measurement(ref, body.duration, body.interval, body.statistic, body.settle, limit)
 
     def invariants(self) -> tuple[InvariantCheck, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from hil.bench.definition import SignalInfo
 from hil.expressions import Expression
+from hil.measure.iec62301 import Criteria
 from hil.measure.limits import Limit
 from hil.plan.conditions import Condition
 from hil.plan.loader import PlanInstance
@@ -74,6 +75,9 @@ class Measurement:
     statistic: str
     settle: float
     limit: Limit
+    method: str = "sampling"  # or "iec62301" (then ``criteria`` and ``max_duration`` apply)
+    criteria: Criteria | None = None
+    max_duration: float | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from hil.bench.bench import Bench
 from hil.errors import DeviceError, HilError, ProtocolError
 from hil.measure.limits import Outcome, reduce
 from hil.plan.conditions import bind
+from hil.plan.iec62301 import Iec62301Run
 from hil.plan.judge import Judge
 from hil.plan.prompts import Prompter, interpret
 from hil.plan.resolved import (
@@ -32,10 +33,12 @@ from hil.plan.verdicts import (
     CATEGORY_CONDITION,
     CATEGORY_DEADLINE,
     CATEGORY_DEVICE,
+    CATEGORY_INVALID,
     CATEGORY_LIMIT,
     CATEGORY_OPERATOR,
     CATEGORY_PLAN,
     CATEGORY_SAFETY,
+    MeasurementInvalid,
     StepFailed,
 )
 from hil.plan.watch import InvariantWatch
@@ -68,6 +71,7 @@ class PlanRunner:
         self.bench = bench
         self.observer = observer
         self.evidence_dir = evidence_dir
+        self._folder: Path | None = None  # this plan's evidence folder, once running
         self.prompter = prompter
         self.scale = bench.time_scale
         self.saved: dict[str, Any] = {}
@@ -111,6 +115,9 @@ class PlanRunner:
         identities = bench.identities()
         record.identities = {n: identities.get(n, {}) for n in plan.devices}
         self._devices = plan.devices
+        self._folder = (
+            self.evidence_dir / (meta.id + plan.instance.suffix) if self.evidence_dir else None
+        )
         self.params = dict(plan.instance.values)
         self.saved = {}
         self._record = record
@@ -127,9 +134,9 @@ class PlanRunner:
             if failed is not None and record.status is Status.PASSED:
                 self._fail_plan(record, failed, "teardown: ")
             record.ended = time.time()
-            if self.evidence_dir is not None:
-                folder = self.evidence_dir / (meta.id + plan.instance.suffix)
-                record.evidence = [str(p) for p in bench.write_evidence(folder, plan.devices)]
+            if self._folder is not None:
+                written = [str(p) for p in bench.write_evidence(self._folder, plan.devices)]
+                record.evidence = [*written, *_measurement_files(record.steps)]
         return record
 
     @staticmethod
@@ -200,7 +207,9 @@ class PlanRunner:
             )
             rec.observed["category"] = child.record.observed.get("category", "")
         except StepFailed as failed:
-            rec.status, rec.message = Status.FAILED, failed.message
+            invalid = isinstance(failed, MeasurementInvalid)
+            rec.status = Status.INVALID if invalid else Status.FAILED
+            rec.message = failed.message
             rec.observed.update(failed.observed, category=failed.category)
         except DeviceError as err:
             rec.status, rec.message = Status.BROKEN, str(err)
@@ -300,6 +309,8 @@ class PlanRunner:
     # --- expect ---------------------------------------------------------------------
 
     def _measure(self, m: Measurement, rec: StepRecord) -> float:
+        if m.method == "iec62301":
+            return Iec62301Run(self.bench, self._sleep, self._folder).run(m, rec)
         driver = self.bench.get(m.signal.device)
         if m.settle:
             self._sleep(m.settle * self.scale)
@@ -345,6 +356,16 @@ class PlanRunner:
         return value
 
 
+def _measurement_files(steps: Iterable[StepRecord]) -> list[str]:
+    """Raw-sample files the steps' measurements wrote (IEC 62301 CSV and JSON)."""
+    out: list[str] = []
+    for step in steps:
+        if step.measurement is not None:
+            out.extend(step.measurement.evidence)
+        out.extend(_measurement_files(step.children))
+    return out
+
+
 def _parameters(step: ResolvedStep) -> dict[str, Any]:
     a = step.action
     if isinstance(a, Stimulus):
@@ -352,12 +373,15 @@ def _parameters(step: ResolvedStep) -> dict[str, Any]:
     if isinstance(a, Expectation):
         return {"expect": a.describe()}
     if isinstance(a, Measurement):
-        return {
+        shown = {
             "signal": a.signal.text,
             "duration_s": a.duration,
             "interval_s": a.interval,
             "limit": a.limit.describe(),
         }
+        if a.method != "sampling":
+            shown.update(method=a.method, max_duration_s=a.max_duration, settle_s=a.settle)
+        return shown
     if isinstance(a, Question):
         return {"kind": a.prompt.kind, "message": a.prompt.message}
     if isinstance(a, Block):
@@ -371,6 +395,7 @@ __all__ = [
     "CATEGORY_CONDITION",
     "CATEGORY_DEADLINE",
     "CATEGORY_DEVICE",
+    "CATEGORY_INVALID",
     "CATEGORY_LIMIT",
     "CATEGORY_OPERATOR",
     "CATEGORY_PLAN",

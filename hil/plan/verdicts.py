@@ -15,6 +15,8 @@ CATEGORY_DEVICE = "device not responding"
 CATEGORY_PLAN = "plan error"
 CATEGORY_SAFETY = "safety violation"
 CATEGORY_OPERATOR = "operator"
+# neither passed nor failed: the method's conditions (supply, instrument) were not met
+CATEGORY_INVALID = "invalid measurement conditions"
 
 
 class StepFailed(Exception):
@@ -29,3 +31,15 @@ class StepFailed(Exception):
 
 def fmt_labels(labels: dict[str, str]) -> str:
     return ", ".join(f"{k} = {v}" for k, v in labels.items())
+
+
+class MeasurementInvalid(StepFailed):
+    """The run cannot be judged: the measurement conditions were out of bounds.
+
+    The step's (and so the plan's) status is INVALID, not FAILED: the device
+    was neither shown to comply nor shown not to (IEC 62301: "a run outside
+    them is invalid, not failed").
+    """
+
+    def __init__(self, message: str, observed: dict[str, Any] | None = None) -> None:
+        super().__init__(message, CATEGORY_INVALID, observed)

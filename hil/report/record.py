@@ -20,6 +20,9 @@ class Status(enum.StrEnum):
     FAILED = "failed"  # the device did not meet the plan
     BROKEN = "broken"  # the run could not judge (device lost, plan error)
     SKIPPED = "skipped"
+    # neither passed nor failed: measurement conditions out of bounds (IEC 62301 supply,
+    # instrument); category "invalid measurement conditions"
+    INVALID = "invalid"
 
 
 @dataclass
@@ -30,8 +33,14 @@ class MeasurementRecord:
     statistic: str
     limit: str
     limits: dict[str, float | None]
-    outcome: str
+    outcome: str  # pass / marginal / fail, or "invalid" (conditions out of bounds)
     samples: list[tuple[float, float]] = field(default_factory=list)
+    method: str = "sampling"  # or "iec62301"
+    uncertainty: float | None = None  # U95, in the measurement's unit
+    decision_rule: str = ""  # how the outcome follows from value, uncertainty and limit
+    stability: dict[str, Any] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)  # criteria, and what broke them
+    evidence: list[str] = field(default_factory=list)  # raw-sample files (CSV, JSON)
 
 
 @dataclass

@@ -95,13 +95,17 @@ def test_definition_names_units_and_opens_nothing() -> None:
     assert open_resources() == []
     units = {name: s.unit for name, s in d.signals.items()}
     assert units == {
-        "U": "V", "I": "A", "P": "W", "LAMBDA": None, "FREQ": "Hz",
-        "CFU": None, "CFI": None, "WP": "Wh", "INTEGRATION": None,
+        "U": "V", "I": "A", "P": "W", "S": "VA", "Q": "var", "LAMBDA": None, "FREQ": "Hz",
+        "CFU": None, "CFI": None, "UTHD": "%", "ITHD": "%", "WP": "Wh", "INTEGRATION": None,
+        "CREST_FACTOR": None, "CURRENT_AUTO": None, "CURRENT_RANGE": "A",
+        "VOLTAGE_AUTO": None, "VOLTAGE_RANGE": "V",
     }  # fmt: skip
     assert d.signals["INTEGRATION"].coerce("START") == 1
+    assert d.signals["CURRENT_AUTO"].coerce("OFF") == 0
     assert {n: s.kind for n, s in d.stimuli.items()} == {
-        "crest_factor": "setting", "current_range": "setting", "update_rate": "setting",
-        "integration": "action", "supply_v": "input",
+        "crest_factor": "setting", "current_range": "setting", "voltage_range": "setting",
+        "update_rate": "setting", "integration": "action", "supply_v": "input",
+        "supply_hz": "input", "supply_thd": "input", "supply_crest_factor": "input",
     }  # fmt: skip
     assert d.stimuli["integration"].fields["command"].coerce("STOP") == 2
     assert d.stimuli["crest_factor"].fields["value"].coerce("CF6") == 6
@@ -120,16 +124,19 @@ def test_goes_through_pyvisa_py_socket_session(make_bench: MakeBench) -> None:
     assert isinstance(driver, Driver)
     assert isinstance(driver, PowerMeter)
     commands = [r.data.command for r in transport.capture.records()]
-    assert commands[:7] == [
+    assert commands[:9] == [
         "*RST", "*OPC?", ":INPut:MODE RMS", ":INPut:CFACtor 6", ":INPut:CURRent:AUTO OFF",
-        ":INPut:CURRent:RANGe 10", ":RATE 250MS",
+        ":INPut:CURRent:RANGe 10", ":INPut:VOLTage:AUTO OFF", ":INPut:VOLTage:RANGe 300",
+        ":RATE 250MS",
     ]  # fmt: skip
-    assert commands[7].startswith(":NUMeric:NORMal:ITEM1 U,1;ITEM2 I,1;ITEM3 P,1;ITEM4 LAMBda,1")
+    assert commands[9].startswith(":NUMeric:NORMal:ITEM1 U,1;ITEM2 I,1;ITEM3 P,1;ITEM4 S,1")
     state = emu.state()
     assert state["items"] == [
-        ("U", 1), ("I", 1), ("P", 1), ("LAMBDA", 1), ("FU", 1), ("CFU", 1), ("CFI", 1), ("WP", 1)
+        ("U", 1), ("I", 1), ("P", 1), ("S", 1), ("Q", 1), ("LAMBDA", 1), ("FU", 1), ("CFU", 1),
+        ("CFI", 1), ("UTHD", 1), ("ITHD", 1), ("WP", 1)
     ]  # fmt: skip
     assert (state["crest_factor"], state["current_auto"], state["current_range"]) == (6, False, 10)
+    assert (state["voltage_auto"], state["voltage_range"]) == (False, 300)
 
 
 def test_identity(make_bench: MakeBench) -> None:
@@ -161,9 +168,11 @@ def test_measures_the_wired_appliance(make_bench: MakeBench) -> None:
     assert last["FREQ"] == pytest.approx(50.0, abs=0.05)
     assert last["CFU"] == pytest.approx(1.414, abs=0.02)
     assert last["CFI"] == pytest.approx(2.5, abs=0.1)
+    assert last["UTHD"] == pytest.approx(0.5, abs=0.05)  # the clean default supply
+    assert last["S"] == pytest.approx(last["U"] * last["I"], rel=1e-3)
     assert driver.measure_power() == pytest.approx(STANDBY_W, abs=0.01)
     raw = driver.query(":NUMeric:NORMal:VALue?").split(",")
-    assert len(raw) == 8
+    assert len(raw) == 12
     assert all(re.fullmatch(r"-?\d\.\d{3}E[+-]\d{2}", f) for f in raw), raw  # 2.301E+02
 
 
@@ -259,7 +268,7 @@ def test_errors_reports_malformed_headers(make_bench: MakeBench) -> None:
     driver.write(":RATE fast")
     assert driver.errors() == [(-113, "Undefined header"), (-224, "Illegal parameter value")]
     # several commands on one line, the second continuing from the first one's path
-    assert driver.query(":NUM:NORM:ITEM3?;ITEM4?;NUMBer?") == "P,1;LAMB,1;8"
+    assert driver.query(":NUM:NORM:ITEM3?;ITEM6?;NUMBer?") == "P,1;LAMB,1;12"
 
 
 def test_configuration_error_is_a_protocol_error_naming_it(make_bench: MakeBench) -> None:
@@ -307,7 +316,7 @@ def test_emulator_factory_checks_the_wiring() -> None:
     with pytest.raises(EmulatorError, match="does not implement PowerSource"):
         get_device_type("power_analyzer").emulator(ctx)  # type: ignore[misc]
     ctx = EmulatorContext("pa", DEFINITION, (), 1.0, {}, {}, {"2": NotASource("plug")})
-    with pytest.raises(EmulatorError, match="one input element"):
+    with pytest.raises(EmulatorError, match=r"1 input element\(s\), wired as \['1'\]"):
         DEVICE_TYPE.emulator(ctx)  # type: ignore[misc]
     with pytest.raises(EmulatorError, match="did you mean 'stuck_reading'"):
         PowerAnalyzerEmulator("pa", defects=["stuck_readings"])
