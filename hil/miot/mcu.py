@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from hil.emulation.base import Emulator
 from hil.emulation.pty import PtyLink
@@ -28,6 +28,7 @@ from hil.miot.codec import (
     is_int,
 )
 from hil.miot.spec import MiotSpec, PropertySpec
+from hil.miot.wire import WIRE_INPUT, WireFault
 
 Key = tuple[int, int]  # (siid, piid)
 
@@ -53,8 +54,12 @@ class MiotMcuEmulator(Emulator):
     """An appliance MCU speaking MIoT serial on the master side of a pty.
 
     ``endpoint`` is ``{"url": <pty slave path>}``; the bench opens that path
-    with pyserial exactly as it would open ``/dev/ttyUSB0``.
+    with pyserial exactly as it would open ``/dev/ttyUSB0``. Every appliance
+    has the bench input ``serial_link`` (a fault on the wire from the module,
+    see hil/miot/wire.py) besides its own ``INPUTS``.
     """
+
+    INPUTS: ClassVar[Mapping[str, str]] = {WIRE_INPUT: ""}
 
     BOOT_RETRY_S = 0.2
     POLL_PERIOD_S = 0.2  # the recommended period; the rule allows 0.1–0.2 s
@@ -77,6 +82,8 @@ class MiotMcuEmulator(Emulator):
         super().__init__(name, defects=defects, time_scale=time_scale, settings=settings)
         self.spec = spec
         self.poll_period = float(self.settings.get("poll_period_s", self.POLL_PERIOD_S))
+        self.report_interval = self.REPORT_INTERVAL_S
+        self.wire = WireFault(name)
         self._lock = threading.RLock()
         self._values: dict[Key, Value] = {
             (s.siid, p.piid): p.default() for s, p in spec.iter_properties()
@@ -93,6 +100,11 @@ class MiotMcuEmulator(Emulator):
         self._link: PtyLink | None = None
         self._next_send = 0.0
         self.polls = 0  # get_down lines sent, for tests and state()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # an appliance's own inputs come on top of the wire every MIoT MCU has
+        cls.INPUTS = {**cls.INPUTS, WIRE_INPUT: ""}
 
     # ----- lifecycle
 
@@ -119,6 +131,19 @@ class MiotMcuEmulator(Emulator):
         assert prop is not None
         self._store(key, prop, prop.normalize(value))
 
+    def republish(self, name: str) -> None:
+        """Report property ``name`` again although it did not change (a heartbeat report)."""
+        key = self._names[name]
+        with self._lock:
+            self._pending[key] = self._values[key]
+
+    def set_input(self, name: str, value: float) -> None:
+        """The wire fault is the base's; every other input is the appliance's own."""
+        if name == WIRE_INPUT:
+            self.wire.set(value)
+            return
+        super().set_input(name, value)
+
     def emit(self, name: str, **args: Value) -> None:
         """Queue ``event_occured`` for event ``"service.event"`` (≤ 3 per second)."""
         for service, event in self.spec.iter_events():
@@ -141,6 +166,7 @@ class MiotMcuEmulator(Emulator):
                 "net": self._net,
                 "poll_period_s": self.poll_period,
                 "polls": self.polls,
+                "wire": self.wire.state,
                 "values": {n: self._values[k] for n, k in self._names.items()},
             }
 
@@ -176,6 +202,7 @@ class MiotMcuEmulator(Emulator):
             data = link.read(max(0.0, min(self._next_send - time.monotonic(), self.TICK_S)))
             if data is None:
                 return
+            data = self.wire.carry(data)
             buf += data
             while (idx := buf.find(b"\r")) >= 0:
                 raw = bytes(buf[:idx]).strip(b"\n")
@@ -195,7 +222,9 @@ class MiotMcuEmulator(Emulator):
         else:
             self._send("get_down")
             self.polls += 1
-            self._next_send = now + self.poll_period
+            # on a fixed grid, so a late wake-up does not stretch the period for good
+            grid = self._next_send + self.poll_period
+            self._next_send = grid if grid > now else now + self.poll_period
 
     def _send(self, command: str, *args: Value) -> None:
         link = self._link
@@ -357,7 +386,7 @@ class MiotMcuEmulator(Emulator):
             due = [
                 k
                 for k in self._pending
-                if now - self._last_report.get(k, -1e9) >= self.REPORT_INTERVAL_S
+                if now - self._last_report.get(k, -1e9) >= self.report_interval
             ]
             words: list[Value] = []
             for key in due:

@@ -4,7 +4,8 @@ A spec describes a device; it never talks to one. ``load_spec`` reads the
 YAML strictly (file:line errors) and ``MiotSpec.definition`` turns it into
 the ``DeviceDefinition`` plans are validated against: properties become
 signals ``"service.property"``, events become bool signals
-``"service.event"``, writable properties and actions become stimuli.
+``"service.event"``, writable properties and actions become stimuli, and
+the ``serial_link`` wire fault every MIoT appliance has is a bench input.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hil.bench.definition import DeviceDefinition, SignalInfo, StimulusInfo
 from hil.errors import ConfigError, DefinitionError, did_you_mean
 from hil.miot.codec import Value, is_int
+from hil.miot.wire import WIRE_INPUT_INFO
 from hil.yamlio import check_spec, load_file, validate
 
 SPEC_VERSION = 1
@@ -276,7 +278,8 @@ class MiotSpec(_Strict):
                 assert prop_in is not None  # checked by ServiceSpec
                 fields[prop_in.name] = prop_in.signal(f"{name}.{prop_in.name}")
             stimuli[name] = StimulusInfo(name, "action", fields, action.description)
-        for name, info in (inputs or {}).items():
+        # every MIoT appliance has a UART wire a bench can disturb (hil/miot/wire.py)
+        for name, info in {WIRE_INPUT_INFO.name: WIRE_INPUT_INFO, **(inputs or {})}.items():
             if name in stimuli:
                 raise DefinitionError(f"input {name!r} clashes with a stimulus of {self.model}")
             stimuli[name] = StimulusInfo(name, "input", {"value": info}, info.description)

@@ -1,0 +1,54 @@
+"""The appliance safety and acceptance plans (A4 link fault, A5 welded relay,
+M1 MIoT acceptance) on the emulated bench: each passes on the healthy bench
+and FAILS, at the right step and for the right reason, with the matching
+defect injected — the same plan file and the same bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.plan.runner import CATEGORY_DEADLINE
+from hil.report.record import PlanRecord, Status
+from tests.conftest import PLANS
+from tests.plan_runs import run_plan
+
+A4 = PLANS / "safety" / "A4-link-fault.yaml"
+
+FAULTS = ["silent", "garbled"]  # A4's matrix, in file order
+
+
+def assert_passed(record: PlanRecord) -> None:
+    assert record.status is Status.PASSED, record.reason
+    assert all(s.status in (Status.PASSED, Status.SKIPPED) for s in record.steps)
+    assert not [s for s in record.steps if s.status is Status.SKIPPED]
+    assert record.evidence and all(Path(p).is_file() for p in record.evidence)
+
+
+def assert_failed_at(record: PlanRecord, step: str, category: str, words: str) -> None:
+    assert record.status is Status.FAILED, f"the defect was not caught: {record.reason}"
+    assert record.category == category, record.reason
+    assert f"step {step} " in record.reason, record.reason
+    assert words in record.reason, record.reason
+    assert [s.id for s in record.steps if s.status is Status.FAILED] == [step]
+    # teardown still ran, and left the device as the next plan expects it
+    teardown = [s for s in record.steps if s.section == "teardown"]
+    assert teardown and all(s.status is Status.PASSED for s in teardown)
+
+
+@pytest.mark.parametrize("instance", [0, 1], ids=FAULTS)
+def test_a4_link_fault_passes_on_the_healthy_oven(instance: int, tmp_path: Path) -> None:
+    record = run_plan(A4, [], tmp_path, instance=instance)
+    assert_passed(record)
+    heater_off = next(s for s in record.steps if s.id == "heater-off")
+    # the oven noticed the dead link after its 1 s timeout, not before
+    assert 1.0 <= heater_off.observed["latency_s"] <= 2.0
+
+
+@pytest.mark.parametrize("instance", [0, 1], ids=FAULTS)
+def test_a4_fails_when_the_oven_heats_on_link_loss(instance: int, tmp_path: Path) -> None:
+    record = run_plan(A4, ["oven:heats_on_link_loss"], tmp_path, instance=instance)
+    assert_failed_at(
+        record, "heater-off", CATEGORY_DEADLINE, "oven.oven.heater = True, oven.oven.on = True"
+    )
