@@ -32,6 +32,7 @@ from hil.errors import (
 )
 from hil.miot.codec import Bare, Line, LineError, Value, decode_line, encode_line, is_int
 from hil.miot.spec import MiotSpec, PropertySpec
+from hil.miot.uplink import ModuleUplink
 from hil.transports.serial import SerialTransport
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class MiotModuleDriver:
         self._mcu_version: str | None = None
         self.last_poll: float | None = None  # capture time of the newest get_down
         self._closed = False
+        self.uplink: ModuleUplink | None = None  # the relay to a linked hub, if any
         self._by_ids = {
             (s.siid, p.piid): (f"{s.name}.{p.name}", p) for s, p in spec.iter_properties()
         }
@@ -122,7 +124,12 @@ class MiotModuleDriver:
                 f"device {ctx.name!r} speaks MIoT serial; its transport must be serial, "
                 f"not {type(ctx.transport).__name__}"
             )
-        return cls(ctx.name, ctx.transport, ctx.definition, spec)
+        driver = cls(ctx.name, ctx.transport, ctx.definition, spec)
+        # a real module forwards to the hub; so does the bench's, when linked to one
+        driver.uplink = ModuleUplink.for_links(driver, ctx.links)
+        if driver.uplink is not None:
+            driver.uplink.open()
+        return driver
 
     # ----- the module's side of the conversation (reader thread)
 
@@ -158,6 +165,8 @@ class MiotModuleDriver:
             event = self._events.get((int(args[0]), int(args[1]))) if ok else None
             if event is not None:
                 self._add(event, Sample(t, True))
+                if self.uplink is not None:
+                    self.uplink.event(event, self._event_args(int(args[0]), args[2:]), t)
             self.transport.write_line("ok" if ok else "error")
         elif cmd in ("result", "error"):
             self._resolve(t, line)
@@ -237,7 +246,10 @@ class MiotModuleDriver:
                 self._by_ids.get((int(siid), int(piid))) if is_int(siid) and is_int(piid) else None
             )
             if known is not None and code == 0 and (siid, piid) in written:
-                self._add(known[0], Sample(t, known[1].normalize(written[(siid, piid)])))
+                value = known[1].normalize(written[(siid, piid)])
+                self._add(known[0], Sample(t, value))
+                if self.uplink is not None:
+                    self.uplink.property_changed(known[0], value, t)
 
     def _observe_changes(self, t: float, args: tuple[Value, ...]) -> None:
         for siid, piid, value in zip(args[::3], args[1::3], args[2::3], strict=True):
@@ -245,7 +257,18 @@ class MiotModuleDriver:
                 self._by_ids.get((int(siid), int(piid))) if is_int(siid) and is_int(piid) else None
             )
             if known is not None:
-                self._add(known[0], Sample(t, known[1].normalize(value)))
+                normalized = known[1].normalize(value)
+                self._add(known[0], Sample(t, normalized))
+                if self.uplink is not None:
+                    self.uplink.property_changed(known[0], normalized, t)
+
+    def _event_args(self, siid: int, args: tuple[Value, ...]) -> dict[str, Value]:
+        """An event's ``piid value …`` arguments by property name (unknown ones by piid)."""
+        out: dict[str, Value] = {}
+        for piid, value in zip(args[::2], args[1::2], strict=False):
+            prop = self.spec.prop(siid, int(piid)) if is_int(piid) else None
+            out[prop.name if prop else str(piid)] = prop.normalize(value) if prop else value
+        return out
 
     def _add(self, signal: str, sample: Sample) -> None:
         with self._cond:
@@ -483,6 +506,8 @@ class MiotModuleDriver:
             self._queue.clear()
             self._inflight.clear()
             self._cond.notify_all()
+        if self.uplink is not None:
+            self.uplink.close()
         if self.transport.on_line == self._on_line:
             self.transport.on_line = None
 

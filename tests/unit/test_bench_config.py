@@ -22,7 +22,18 @@ from tests.conftest import EMULATED_BENCH, LAB_BENCH
 
 def test_shipped_benches_validate() -> None:
     emulated = load_bench(EMULATED_BENCH)
-    assert set(emulated.config.devices) == {"ev", "smart_plug", "power_analyzer", "charger", "oven"}
+    home = {"hub", "lights", "air_conditioner", "coffee_maker", "fridge", "robot_vacuum"}
+    assert set(emulated.config.devices) == {
+        "ev",
+        "smart_plug",
+        "power_analyzer",
+        "charger",
+        "oven",
+        *home,
+    }
+    # every appliance reaches the hub through its module; the hub reaches the car and charger
+    assert all(emulated.config.devices[d].links == {"hub": "hub"} for d in home - {"hub"})
+    assert emulated.config.devices["hub"].links == {"car": "ev", "charger": "charger"}
     assert all(d.emulated for d in emulated.config.devices.values())
     lab = load_bench(LAB_BENCH)  # validated, never opened
     assert lab.config.devices["ev"].can is not None
@@ -148,7 +159,7 @@ def test_instrument_that_refuses_the_connection(tmp_path: Path, unused_tcp_port:
 
 def test_open_bench_starts_and_stops_every_emulator() -> None:
     with Bench(load_bench(EMULATED_BENCH)) as bench:
-        assert set(bench.drivers) == {"ev", "smart_plug", "power_analyzer", "charger", "oven"}
+        assert set(bench.drivers) == set(bench.config.devices)
         ids = bench.identities()
         assert all("error" not in i for i in ids.values()), ids
         with pytest.raises(HilError, match="did you mean 'ev'"):
