@@ -1,0 +1,50 @@
+"""The home hub's plans on the emulated bench (X2 welcome home, X3 household current
+limit, X5 leaving home, X7 vacuum and occupancy): each passes with the live hub and
+FAILS, for the right reason, with the matching hub defect injected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.plan.runner import CATEGORY_DEADLINE
+from hil.report.record import Status
+from tests.conftest import PLANS
+from tests.plan_runs import run_plan
+
+X2 = PLANS / "interop" / "X2-welcome-home.yaml"
+
+
+@pytest.mark.parametrize("plan", [X2], ids=["X2"])
+def test_plan_passes_with_the_live_hub(plan: Path, tmp_path: Path) -> None:
+    record = run_plan(plan, [], tmp_path)
+    assert record.status is Status.PASSED, record.reason
+    assert all(s.status is Status.PASSED for s in record.steps)
+
+
+@pytest.mark.parametrize(
+    ("plan", "defect", "step", "category", "words"),
+    [
+        (
+            X2,
+            "hub:no_welcome_scene",
+            "lights-and-ac-on",
+            CATEGORY_DEADLINE,
+            "expected lights.light.on = True and air_conditioner.air-conditioner.on = True",
+        ),
+    ],
+    ids=["X2-no-welcome"],
+)
+def test_plan_fails_on_hub_defect(
+    plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
+) -> None:
+    record = run_plan(plan, [defect], tmp_path)
+    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
+    assert record.category == category
+    assert f"step {step} " in record.reason
+    assert words in record.reason, record.reason
+    failed = [s for s in record.steps if s.status is Status.FAILED]
+    assert [s.id for s in failed] == [step]
+    teardown = [s for s in record.steps if s.section == "teardown"]
+    assert teardown and all(s.status is Status.PASSED for s in teardown)
