@@ -21,6 +21,11 @@ INPUTS: Mapping[str, SignalInfo] = {
         maximum=32.0,
         description="what the appliance behind the plug draws while the relay is closed",
     ),
+    "relay_welded": SignalInfo(
+        "relay_welded",
+        "bool",
+        description="true welds the relay's contacts shut: they stay closed whatever is commanded",
+    ),
 }
 CAPABILITIES = frozenset({"miot", "switch", "power_metering", "power_source"})
 

@@ -83,6 +83,7 @@ class MiotMcuEmulator(Emulator):
         self.spec = spec
         self.poll_period = float(self.settings.get("poll_period_s", self.POLL_PERIOD_S))
         self.report_interval = self.REPORT_INTERVAL_S
+        self.unknown_method_code = ERR_UNKNOWN_METHOD  # a defect may answer with another
         self.wire = WireFault(name)
         self._lock = threading.RLock()
         self._values: dict[Key, Value] = {
@@ -276,7 +277,7 @@ class MiotMcuEmulator(Emulator):
         elif method == "action":
             self._action(args)
         else:
-            self._error(f"unknown method {method}", ERR_UNKNOWN_METHOD)
+            self._error(f"unknown method {method}", self.unknown_method_code)
 
     def _reply(self, words: list[Value]) -> None:
         try:

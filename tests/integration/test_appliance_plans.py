@@ -15,6 +15,7 @@ from tests.conftest import PLANS
 from tests.plan_runs import run_plan
 
 A4 = PLANS / "safety" / "A4-link-fault.yaml"
+A5 = PLANS / "safety" / "A5-welded-relay.yaml"
 
 FAULTS = ["silent", "garbled"]  # A4's matrix, in file order
 
@@ -51,4 +52,21 @@ def test_a4_fails_when_the_oven_heats_on_link_loss(instance: int, tmp_path: Path
     record = run_plan(A4, ["oven:heats_on_link_loss"], tmp_path, instance=instance)
     assert_failed_at(
         record, "heater-off", CATEGORY_DEADLINE, "oven.oven.heater = True, oven.oven.on = True"
+    )
+
+
+def test_a5_welded_relay_passes_on_the_healthy_plug(tmp_path: Path) -> None:
+    record = run_plan(A5, [], tmp_path)
+    assert_passed(record)
+    fault = next(s for s in record.steps if s.id == "fault-raised")
+    assert fault.observed["latency_s"] <= 1.0
+
+
+def test_a5_fails_when_the_plug_does_not_detect_the_weld(tmp_path: Path) -> None:
+    record = run_plan(A5, ["smart_plug:no_weld_detection"], tmp_path)
+    assert_failed_at(
+        record,
+        "fault-raised",
+        CATEGORY_DEADLINE,
+        "expected smart_plug.switch.fault = welded-relay within 1000 ms",
     )

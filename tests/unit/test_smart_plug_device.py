@@ -104,7 +104,12 @@ def test_device_type_is_registered_and_its_definition_opens_nothing() -> None:
         "slow_poll",
         "no_overload_event",
         "meter_gain_error",
+        "no_weld_detection",
+        "report_flood",
+        "bad_error_code",
     }
+    assert d.stimuli["relay_welded"].kind == "input"
+    assert d.signals["switch.fault"].choices["welded-relay"] == 2
 
 
 def test_endpoint_is_a_real_tty_opened_by_pyserial(plug: Plug) -> None:
@@ -218,7 +223,91 @@ def test_switching_on_again_after_a_trip_clears_the_fault(plug: Plug) -> None:
     assert emu.relay_closed
 
 
+# ----- welded relay (scenario A5)
+
+
+def test_a_welded_relay_opens_the_secondary_cutoff() -> None:
+    with plug_on_bench() as (emu, driver):  # the default 0.2 s weld confirmation
+        driver.switch(True)
+        emu.set_input("load_current", 5.0)
+        emu.set_input("relay_welded", 1.0)
+        assert emu.conducting  # welded while commanded closed: nothing to see yet
+        since = time.time()
+        driver.switch(False)
+        wait_for(lambda: driver.samples("switch.relay-fault", since), timeout=2.0)
+        fault_t = next(s.t for s in driver.samples("switch.relay-fault", since) if s.t >= since)
+        assert 0.2 <= fault_t - since <= 1.0
+        assert emu.weld_faults == 1
+        assert emu.contacts_closed and not emu.conducting
+        assert driver.get("switch.fault") == 2
+        assert driver.get("switch.cutoff") is True
+        assert driver.get("switch.relay-feedback") is True
+        # the cut-off really cuts: only the plug's own standby draw is left
+        assert emu.electrical_state(230.0).power_w == pytest.approx(0.32)
+        wait_for(lambda: driver.current_a < 0.01, timeout=2.5)
+        # still welded: a switch-on cannot re-arm it
+        driver.switch(True)
+        assert driver.get("switch.cutoff") is True
+        assert driver.get("switch.fault") == 2
+        # repaired: the contacts open, and the next switch-on re-arms the cut-off
+        emu.set_input("relay_welded", 0.0)
+        driver.switch(False)
+        wait_for(lambda: driver.get("switch.relay-feedback") is False, timeout=2.5)
+        driver.switch(True)
+        assert driver.get("switch.cutoff") is False
+        assert driver.get("switch.fault") == 0
+        assert emu.conducting
+        assert emu.weld_faults == 1
+
+
+def test_an_overload_on_a_welded_relay_ends_at_the_cutoff() -> None:
+    with plug_on_bench(settings={"trip_delay_s": 0.1}) as (emu, driver):
+        driver.switch(True)
+        emu.set_input("relay_welded", 1.0)
+        emu.set_input("load_current", 14.0)
+        wait_for(lambda: emu.trips == 1)
+        wait_for(lambda: emu.weld_faults == 1, timeout=2.0)
+        assert not emu.conducting
+
+
 # ----- defects
+
+
+def test_defect_no_weld_detection() -> None:
+    with plug_on_bench(("no_weld_detection",)) as (emu, driver):
+        driver.switch(True)
+        emu.set_input("load_current", 5.0)
+        emu.set_input("relay_welded", 1.0)
+        driver.switch(False)
+        time.sleep(0.6)  # three times the weld confirmation
+        assert emu.weld_faults == 0
+        assert emu.conducting  # the outlet is live although switched off
+        assert driver.get("switch.fault") == 0
+        assert driver.get("switch.relay-feedback") is True
+
+
+def test_defect_report_flood() -> None:
+    with plug_on_bench(("report_flood",)) as (emu, driver):
+        driver.switch(True)
+        since = time.time()
+        time.sleep(1.0)
+        power = [s.t for s in driver.samples("power-consumption.electric-power", since)]
+        power = [t for t in power if t >= since]
+        assert len(power) >= 4  # unchanged, yet reported at every poll
+        assert min(b - a for a, b in zip(power, power[1:], strict=False)) < 0.5
+
+
+def test_defect_bad_error_code() -> None:
+    with plug_on_bench(("bad_error_code",)) as (_emu, driver):
+        reply = driver.request("no_such_method").reply
+        assert reply is not None
+        assert reply.command == "error"
+        assert reply.args[-1] == -4003
+    with plug_on_bench() as (_emu, driver):
+        reply = driver.request("no_such_method").reply
+        assert reply is not None
+        assert reply.command == "error"
+        assert -9999 <= int(reply.args[-1]) <= -5000
 
 
 def test_defect_no_overcurrent_trip() -> None:
