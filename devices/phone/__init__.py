@@ -9,7 +9,8 @@ from pathlib import Path
 from devices.phone.driver import PhoneDriver
 from devices.phone.emulator import PhoneEmulator
 from hil.bench.definition import SignalInfo
-from hil.bench.registry import EmulatorContext
+from hil.bench.driver import Driver
+from hil.bench.registry import DriverContext, EmulatorContext
 from hil.emulation.base import Emulator
 from hil.miot.device_type import miot_device_type
 from hil.miot.spec import load_spec_cached
@@ -32,8 +33,19 @@ INPUTS: Mapping[str, SignalInfo] = {
     "paired": SignalInfo(
         "paired", "bool", description="the phone holds a digital key paired with the car"
     ),
+    "at_home": SignalInfo(
+        "at_home",
+        "bool",
+        description="the person with the phone is at home (true) or away; the app tells the hub",
+    ),
 }
 CAPABILITIES = frozenset({"miot", "phone", "digital_key", "hub_app", "notifications"})
+
+
+def _driver(ctx: DriverContext) -> Driver:
+    # the phone's links are the app's own (hub) and its radio's (car): the bench's
+    # side of the harness link is no Wi-Fi module and forwards nothing to the hub
+    return PhoneDriver.from_context(dataclasses.replace(ctx, links={}), load_spec_cached(SPEC_PATH))
 
 
 def _emulator(ctx: EmulatorContext) -> Emulator:
@@ -59,6 +71,7 @@ DEVICE_TYPE = dataclasses.replace(
         description="The person's phone: car digital key, home app, hub notifications "
         "(test-harness app on MIoT serial)",
     ),
+    driver=_driver,
     emulator=_emulator,
 )
 definition = DEVICE_TYPE.definition

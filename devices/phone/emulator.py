@@ -6,13 +6,14 @@ module), so the emulated phone is a ``MiotMcuEmulator``. What the person
 does with the phone is physics, imposed through bench inputs: its
 ``distance`` to the car's driver door (m), a ``relay`` attack (thieves relay
 its BLE link from far away: the link looks near, the real distance stays),
-and whether its digital key is ``paired``.
+whether its digital key is ``paired``, and whether the person is ``at_home``.
 
 Two peers, both from the bench's ``links`` (``links: {hub: hub, car: ev}``):
 
 * **hub**: the app talks to the home hub over TCP with the hub's JSON-lines
-  protocol (``hub_client.py``): app actions become hub calls, hub
-  notifications update ``notifications.*`` and raise
+  protocol (``hil/hublink.py``, role ``phone``): app actions become hub
+  commands, the person's presence (bench input ``at_home``) is told to the
+  hub, and hub notifications update ``notifications.*`` and raise
   ``notification-received``, so the bench sees them on the phone's serial
   link. The address is the emulated hub's published ``api`` endpoint, a real
   hub's ``settings.api``, or this phone's own ``settings.hub_api``.
@@ -28,12 +29,13 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from devices.phone.hub_client import HubClient, HubUnavailable, parse_address
+from hil import hublink
 from hil.bench.links import LinkedDevice, Links
-from hil.errors import EmulatorError
+from hil.errors import EmulatorError, HilError
 from hil.miot.codec import encode_value
 from hil.miot.mcu import ActionRefused, MiotMcuEmulator
 from hil.miot.spec import MiotSpec
@@ -50,6 +52,7 @@ TEXT = "notifications.last-text"
 DEVICE = "notifications.last-device"
 COUNT = "notifications.count"
 RECEIVED = "notifications.notification-received"
+AT_HOME = "presence.at-home"
 
 REFUSED = -4004  # the protocol's "internal error": the hub did not do it
 HUB_UNREACHABLE = -1  # app.last-result when the hub never answered
@@ -57,9 +60,10 @@ HUB_UNREACHABLE = -1  # app.last-result when the hub never answered
 MAX_TEXT_BYTES = 160
 MAX_WORD_BYTES = 60
 
-# app action → the hub call it makes (the hub's command vocabulary: devices/hub/README.md)
+PRESENCE_TIMEOUT_S = 1.0  # one attempt to tell the hub; retried while it differs
+# app action → the hub command it sends (the hub's commands: devices/hub/README.md)
 APP_COMMANDS: Mapping[str, Mapping[str, Any]] = {
-    "app.good-morning": {"kind": "command", "name": "scene", "args": {"scene": "good_morning"}},
+    "app.good-morning": hublink.command("scene", {"scene": "good_morning"}),
 }
 
 
@@ -78,12 +82,17 @@ class PhoneEmulator(MiotMcuEmulator):
     Settings: ``key_id`` ("DK-HIL-0001"), ``paired`` (true), ``distance_m``
     (20: away from the car), ``hub_api`` ("HOST:PORT", when no hub is
     linked), ``hub_timeout_s`` (2: how long an app command waits for the hub;
-    below the protocol's 4 s RPC limit), ``hub_retries`` (20 connection
-    attempts in a row, then the next command wakes it), ``poll_period_s``.
+    below the protocol's 4 s RPC limit), ``poll_period_s``. The presence is
+    unknown (not told to the hub) until the bench sets ``at_home``.
     """
 
     DEFECTS: ClassVar[Mapping[str, str]] = {}
-    INPUTS: ClassVar[Mapping[str, str]] = {"distance": "m", "relay": "", "paired": ""}
+    INPUTS: ClassVar[Mapping[str, str]] = {
+        "distance": "m",
+        "relay": "",
+        "paired": "",
+        "at_home": "",
+    }
 
     def __init__(
         self,
@@ -106,18 +115,16 @@ class PhoneEmulator(MiotMcuEmulator):
             )
         self._distance = _distance(s.get("distance_m", 20.0), name)
         self._relayed = False
+        self._at_home: bool | None = None  # unknown until the bench says
+        self._presence_changed = threading.Event()
         self._car = _car(links or {}, name)
-        self._hub: HubClient | None = None
+        self._hub: hublink.HubLinkClient | None = None
         address = _hub_address(links or {}, s, name)
         if address is not None:
-            self._hub = HubClient(
-                address,
-                device=name,
-                model=spec.model,
-                on_notify=self._notified,
-                on_state=lambda up: self.update(HUB_CONNECTED, up),
-                retries=int(s.get("hub_retries", 20)),
+            self._hub = hublink.HubLinkClient(
+                address, role="phone", device=name, model=spec.model, on_notify=self._notified
             )
+        self.presence_told: list[bool] = []  # what the hub accepted, for tests
         self.notifications: list[dict[str, Any]] = []  # every one received, for tests
         self.update(KEY_ID, str(s.get("key_id", "DK-HIL-0001")))
         self.update(PAIRED, bool(s.get("paired", True)))
@@ -143,7 +150,7 @@ class PhoneEmulator(MiotMcuEmulator):
 
     @property
     def hub_connected(self) -> bool:
-        return self._hub is not None and self._hub.connected
+        return self._hub is not None and self._hub.connected.is_set()
 
     def state(self) -> dict[str, Any]:
         out = super().state()
@@ -151,9 +158,10 @@ class PhoneEmulator(MiotMcuEmulator):
             out.update(
                 distance_m=self._distance,
                 relayed=self._relayed,
-                hub=None if self._hub is None else "{}:{}".format(*self._hub.address),
+                hub=None if self._hub is None else f"{self._hub.host}:{self._hub.port}",
                 hub_connected=self.hub_connected,
                 hub_connects=0 if self._hub is None else self._hub.connects,
+                at_home=self._at_home,
                 car=self._car is not None,
                 notifications=len(self.notifications),
             )
@@ -167,17 +175,15 @@ class PhoneEmulator(MiotMcuEmulator):
             self._car.attach(self)
         hub = self._hub
         if hub is not None:
-            self.spawn(lambda: hub.run(self.stopping), "hub")
+            hub.open()  # connects on its own thread: open() never waits for the hub
+            self.spawn(lambda: self._tell_presence(hub), "presence")
 
     def _stop(self) -> None:
         if self._car is not None:
             self._car.detach(self)
-        super()._stop()
-
-    def _shutdown(self) -> None:
         if self._hub is not None:
-            self._hub.close()  # before the base joins the hub thread
-        super()._shutdown()
+            self._hub.close()
+        super()._stop()
 
     # ----- bench inputs
 
@@ -187,8 +193,39 @@ class PhoneEmulator(MiotMcuEmulator):
                 self._distance = _distance(value, self.name)
             elif name == "relay":
                 self._relayed = value >= 0.5
-            else:
+            elif name == "paired":
                 self.update(PAIRED, value >= 0.5)
+            else:
+                self._at_home = value >= 0.5
+                self.update(AT_HOME, self._at_home)
+                self._presence_changed.set()
+
+    def _tick(self, now: float) -> None:
+        hub = self._hub
+        if hub is not None:
+            self.update(HUB_CONNECTED, hub.connected.is_set())  # reported on change only
+
+    def _tell_presence(self, hub: hublink.HubLinkClient) -> None:
+        """Worker: tell the hub where the person is, again after each reconnect."""
+        told: tuple[int, bool] | None = None  # (hub connection, presence) the hub accepted
+        while not self.stopping.is_set():
+            self._presence_changed.wait(0.1)
+            self._presence_changed.clear()
+            with self._lock:
+                home = self._at_home
+            if home is None or not hub.connected.is_set() or told == (hub.connects, home):
+                continue
+            call = hublink.command("presence", {"home": home})
+            try:
+                result = hub.request(call, PRESENCE_TIMEOUT_S)
+            except HilError as err:
+                log.info("%s: presence not told to the hub yet: %s", self.name, err)
+                continue
+            if result.get("code") == 0:
+                told = (hub.connects, home)
+                self.presence_told.append(home)
+            else:
+                log.warning("%s: hub refused presence %s: %s", self.name, home, result)
 
     # ----- the app
 
@@ -202,8 +239,8 @@ class PhoneEmulator(MiotMcuEmulator):
             raise ActionRefused(REFUSED)
         # answered on the MCU thread within hub_timeout_s (< the 4 s RPC limit)
         try:
-            result = self._hub.call(call, self.hub_timeout_s)
-        except HubUnavailable as err:
+            result = self._hub.request(call, self.hub_timeout_s)
+        except HilError as err:
             log.info("%s: %s: %s", self.name, name, err)
             self.update(LAST_RESULT, HUB_UNREACHABLE)
             raise ActionRefused(REFUSED) from None
@@ -266,7 +303,7 @@ def _car(links: Links, device: str) -> KeyReader | None:
     return reader
 
 
-def _hub_address(links: Links, settings: Mapping[str, Any], device: str) -> tuple[str, int] | None:
+def _hub_address(links: Links, settings: Mapping[str, Any], device: str) -> str | None:
     hub = _linked(links, "hub", device)
     if hub is not None:
         text = hub.endpoint.get("api") or hub.settings.get("api")
@@ -282,6 +319,7 @@ def _hub_address(links: Links, settings: Mapping[str, Any], device: str) -> tupl
         if text is None:
             return None
     try:
-        return parse_address(str(text))
+        hublink.parse_address(str(text))
     except ValueError as err:
         raise EmulatorError(f"{where}: {err}", device=device) from None
+    return str(text)

@@ -22,7 +22,6 @@ import pytest
 import devices.phone as phone_type
 from devices.phone.driver import PhoneDriver
 from devices.phone.emulator import PhoneEmulator
-from devices.phone.hub_client import parse_address
 from hil.bench.links import LinkedDevice
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.errors import EmulatorError, ProtocolError
@@ -132,7 +131,7 @@ def phone(
     assert isinstance(emu, PhoneEmulator)
     emu.BOOT_RETRY_S = 0.02
     with emu, SerialTransport("phone", url=emu.endpoint["url"]) as transport:
-        driver = dtype.driver(DriverContext("phone", transport, definition, {}))
+        driver = dtype.driver(DriverContext("phone", transport, definition, {}, links=links or {}))
         assert isinstance(driver, PhoneDriver)
         try:
             yield emu, driver
@@ -156,11 +155,9 @@ def test_phone_is_a_registered_miot_device_type() -> None:
     assert dtype.transport == "serial"
     definition = dtype.definition({})
     assert definition.stimuli["app.good-morning"].kind == "action"
-    assert {n for n, s in definition.stimuli.items() if s.kind == "input"} == {
-        "distance",
-        "relay",
-        "paired",
-    }
+    inputs = {n for n, s in definition.stimuli.items() if s.kind == "input"}
+    # its own, and the wire fault every MIoT MCU has
+    assert inputs == {"distance", "relay", "paired", "at_home", "serial_link"}
     assert definition.signals["notifications.notification-received"].kind == "bool"
     assert definition.signals["notifications.last-category"].kind == "string"
     assert "digital_key" in definition.capabilities
@@ -201,21 +198,13 @@ def test_settings_are_checked_at_construction() -> None:
     for settings, words in (
         ({"hub_timeout_s": 5}, "hub_timeout_s must be in (0, 4)"),
         ({"distance_m": "near"}, "distance must be a number"),
-        ({"hub_api": "nowhere"}, "settings.hub_api: expected HOST:PORT"),
+        ({"hub_api": "nowhere"}, "settings.hub_api: expected 'host:port'"),
     ):
         with pytest.raises(EmulatorError, match=re.escape(words)), phone(settings):
             pass
 
 
 # ----- the hub link
-
-
-def test_parse_address() -> None:
-    assert parse_address("127.0.0.1:4711") == ("127.0.0.1", 4711)
-    assert parse_address("[::1]:80") == ("::1", 80)
-    for bad in ("4711", "host:", ":80", "host:0", "host:x"):
-        with pytest.raises(ValueError, match="HOST:PORT"):
-            parse_address(bad)
 
 
 def test_phone_says_hello_and_reports_the_hub_link(hub: LoopbackHub) -> None:
@@ -314,22 +303,43 @@ def test_phone_reconnects_when_the_hub_drops_it(hub: LoopbackHub) -> None:
         assert len(hub.calls) == 1
 
 
-def test_retries_are_bounded_and_a_command_wakes_the_link(unused_tcp_port: int) -> None:
-    address = f"127.0.0.1:{unused_tcp_port}"
-    with phone({"hub_api": address, "hub_retries": 2, "hub_timeout_s": 1.5}) as (emu, drv):
-        hub_client = emu._hub
-        assert hub_client is not None
-        wait_for(lambda: hub_client.failures >= 2)
-        time.sleep(0.5)
-        assert hub_client.failures == 2  # it stopped knocking
-        # the hub comes up on that port; the next command brings the link back
+def test_phone_connects_when_the_hub_comes_up_later(unused_tcp_port: int) -> None:
+    with phone({"hub_api": f"127.0.0.1:{unused_tcp_port}"}) as (emu, drv):
+        time.sleep(0.3)  # a few refused attempts
+        assert not emu.hub_connected
         peer = LoopbackHub(done, port=unused_tcp_port)
         try:
+            wait_for(lambda: emu.hub_connected, timeout=5.0)  # the back-off tops out at 2 s
             drv.good_morning()
-            assert hub_client.connects == 1
-            assert peer.calls and peer.calls[0]["name"] == "scene"
+            assert peer.calls[0]["name"] == "scene"
         finally:
             peer.close()
+
+
+def test_presence_is_told_to_the_hub_only_once_known(hub: LoopbackHub) -> None:
+    with phone({"hub_api": hub.address}) as (emu, drv):
+        wait_for(lambda: emu.hub_connected)
+        time.sleep(0.3)
+        assert hub.calls == []  # unknown presence: the hub is told nothing
+        emu.set_input("at_home", 1.0)
+        wait_for(lambda: emu.presence_told == [True])
+        assert hub.calls == [{"kind": "command", "name": "presence", "args": {"home": True}}]
+        assert drv.get("presence.at-home") is True
+        emu.set_input("at_home", 0.0)
+        wait_for(lambda: emu.presence_told == [True, False])
+        # after a reconnect the hub hears it again
+        hub.drop_connections()
+        wait_for(lambda: emu.presence_told == [True, False, False])
+
+
+def test_the_bench_side_of_the_harness_does_not_uplink_to_the_hub(hub: LoopbackHub) -> None:
+    linked = LinkedDevice("home_hub", "hub", {}, endpoint={"api": hub.address})
+    with phone(links={"hub": (linked,)}) as (emu, drv):
+        wait_for(lambda: emu.hub_connected)
+        time.sleep(0.2)
+        # one hello, the app's; the driver's module side is no Wi-Fi module
+        assert [h["role"] for h in hub.hellos] == ["phone"]
+        assert getattr(drv, "uplink", None) is None
 
 
 # ----- links
