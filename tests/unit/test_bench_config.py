@@ -29,6 +29,7 @@ def test_shipped_benches_validate() -> None:
         "power_analyzer",
         "charger",
         "oven",
+        "phone",
         *home,
     }
     # every appliance reaches the hub through its module; the hub reaches the car and charger
