@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hil.bench.config import DeviceConfig
 from hil.bench.links import LinkedDevice, link_targets, open_order
 from hil.bench.loader import LoadedBench
 from hil.bench.registry import EmulatorContext, get_device_type
@@ -105,7 +106,7 @@ class EmulatorHost(Resource):
         dev = config.devices[name]
         dtype = get_device_type(dev.type)
         assert dtype.emulator is not None
-        link = (dev.can or dev.serial or dev.visa).model_dump()  # type: ignore[union-attr]
+        link = _link(dev)
         if dev.can is not None and self.can_gateway is not None:
             host, port = self.can_gateway
             link = {**link, "interface": "socketcand", "options": {"host": host, "port": port}}
@@ -132,8 +133,7 @@ class EmulatorHost(Resource):
         for role, _index, target in link_targets(self.loaded.config.devices[name].links):
             peer = self.loaded.config.devices[target]
             emulator = self.emulators[target]
-            link = (peer.can or peer.serial or peer.visa).model_dump()  # type: ignore[union-attr]
-            transport = {**link, **_as_transport(emulator.endpoint)}
+            transport = {**_link(peer), **_as_transport(emulator.endpoint)}
             linked = LinkedDevice(
                 name=target,
                 type=peer.type,
@@ -149,9 +149,9 @@ class EmulatorHost(Resource):
         if not self._can or self.can_gateway is not None:
             return
         interfaces = {str(link["interface"]) for link in self._can.values()}
-        virtual = interfaces == {"virtual"}
+        virtual = "virtual" in interfaces  # a virtual channel is unreachable without us
         if not virtual and self.port is None:
-            return  # a real interface is reachable without us
+            return  # a real interface is reachable as it is
         if len(interfaces) != 1:
             raise BenchError(
                 f"one gateway serves one python-can interface; {self.devices} use "
@@ -213,6 +213,13 @@ class EmulatorHost(Resource):
             entry["interface"] = "socketcand"
             entry["options"] = {"host": self.gateway.host, "port": self.gateway.port}
         return entry
+
+
+def _link(dev: DeviceConfig) -> dict[str, Any]:
+    """The device's transport section (the loader made sure there is exactly one)."""
+    link = dev.can or dev.serial or dev.visa
+    assert link is not None
+    return link.model_dump()
 
 
 def _as_transport(endpoint: Mapping[str, Any]) -> dict[str, Any]:

@@ -172,6 +172,8 @@ class _Session:
     def _open(self, name: str) -> None:
         if self.bus is not None:
             raise GatewayProtocolError(f"channel {self.channel!r} is already open")
+        if not name or " " in name:
+            raise GatewayProtocolError(f"expected '< open CHANNEL >', got a channel of {name!r}")
         channel = self.gateway.local_channel(name)
         try:
             self.bus = self.gateway.open_bus(channel)

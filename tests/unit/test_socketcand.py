@@ -131,6 +131,8 @@ def test_wire_text_is_what_the_client_parses(gateway: SocketcandGateway, channel
         refused = raw.read()
         assert refused.startswith("< error ") and "no channel 'nope'" in refused
         assert "['bus0']" in refused
+        raw.send("< open >")
+        assert raw.read().startswith("< error expected '< open CHANNEL >'")
         raw.send("< open bus0 >")
         assert raw.read() == "< ok >"
         raw.send("< echo >")
