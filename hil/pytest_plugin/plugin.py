@@ -15,6 +15,7 @@ from hil.pytest_plugin.session import SESSION_KEY, HilSession, hil_session
 from hil.report import allure_files
 
 DEFAULT_BENCH = "benches/emulated.yaml"
+ROOTS_KEY = pytest.StashKey[list[Path]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -105,8 +106,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.close()
 
 
+def _plan_roots(config: pytest.Config) -> list[Path]:
+    """The ini's plan folders, plus folders and YAML files named on the command line
+    (``hil certify lab-plans/`` runs a lab's own plans); never the whole project."""
+    roots = [config.rootpath / r for r in config.getini("hil_plan_roots")]
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            roots.append(path.parent)
+        elif path.is_dir() and path != config.rootpath and path not in config.rootpath.parents:
+            roots.append(path)
+    return roots
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
-    roots = [parent.config.rootpath / r for r in parent.config.getini("hil_plan_roots")]
+    roots = parent.config.stash.get(ROOTS_KEY, None)
+    if roots is None:
+        roots = parent.config.stash[ROOTS_KEY] = _plan_roots(parent.config)
     if is_plan_file(file_path, roots):
         return PlanFile.from_parent(parent, path=file_path)
     return None

@@ -85,6 +85,9 @@ class Result(Model):
     decision_rule: str
     measured: list[Measured]
     evidence: list[str] = Field(description="files in the result set, relative to it")
+    defects: list[str] = Field(
+        default_factory=list, description="emulator defects injected into this run (DEVICE:DEFECT)"
+    )
 
 
 class TraceRow(Model):

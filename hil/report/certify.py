@@ -26,6 +26,7 @@ from hil.report.commands import (
     add_certificate_options,
     write_certificate,
 )
+from hil.report.manifest import load_private_key, seal
 from hil.report.record import read_records
 from hil.report.summary import summarize
 
@@ -82,7 +83,7 @@ def certify(args: argparse.Namespace) -> int:
     bench_path = Path(args.bench)
     load_bench(bench_path, args.defect)  # a bad bench stops here, before pytest starts
     reports = Path(args.reports)
-    for stale in (RECORDS, CANARIES, CERTIFICATE, "manifest.json"):
+    for stale in (RECORDS, CANARIES, CERTIFICATE, "manifest.json", "summary.txt"):
         target = reports / stale
         if target.is_dir():
             shutil.rmtree(target)
@@ -111,6 +112,7 @@ def certify(args: argparse.Namespace) -> int:
         authorised_by=args.authorised_by,
         role=args.role,
         customer=args.customer,
+        seal_now=False,  # the summary belongs to the sealed set too
     )
     text, ok = summarize(read_records(reports / RECORDS), report_file)
     text += (
@@ -121,6 +123,8 @@ def certify(args: argparse.Namespace) -> int:
         + ("sealed: manifest.json (hil report verify " + str(reports) + ")\n" if key else "")
     )
     (reports / "summary.txt").write_text(text, encoding="utf-8")
+    if key:
+        seal(reports, load_private_key(Path(key)), subject=cert.report_id)
     print(text, end="")
     if pytest_rc not in (0, 1):  # 1 = some plans failed: the summary says which
         print(f"hil: pytest exited with {pytest_rc}", file=sys.stderr)

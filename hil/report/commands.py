@@ -59,8 +59,10 @@ def write_certificate(
     authorised_by: str,
     role: str,
     customer: str = "",
+    seal_now: bool = True,
 ) -> Certificate:
-    """Build certificate.{json,html} (+ schema) in ``results/certificate`` and seal the set."""
+    """Build certificate.{json,html} (+ schema) in ``results/certificate`` and seal the set
+    (unless ``seal_now`` is false: the caller adds files first, then calls ``seal``)."""
     bench = load_bench(bench_path)
     key = load_private_key(key_path) if key_path else None
     signature = (
@@ -92,7 +94,7 @@ def write_certificate(
         render(cert, plots_from_records(r for r in records if not r.get("defects"))),
         encoding="utf-8",
     )
-    if key:
+    if key and seal_now:
         seal(results, key, subject=cert.report_id)
     return cert
 
