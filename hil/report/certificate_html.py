@@ -17,7 +17,7 @@ from hil.report.certificate_model import Certificate
 
 CSS = """
 body{font:13px/1.45 system-ui,sans-serif;margin:0 2.2em 3em;color:#111}
-header.page{position:sticky;top:0;background:#fff;border-bottom:1px solid #999;
+header.page{background:#fff;border-bottom:1px solid #999;
  padding:.4em 0;font-size:11px;display:flex;justify-content:space-between}
 @media print{header.page{position:fixed;top:0;left:0;right:0;padding:.2em 2.2em}
  main{margin-top:2.5em} section{break-inside:avoid-page}}
@@ -39,8 +39,9 @@ class Plot:
 
     title: str
     unit: str
-    samples: Sequence[tuple[float, float]]
+    samples: Sequence[tuple[float, float]]  # (wall-clock capture time, value)
     upper: float | None
+    time_scale: float = 1.0  # wall seconds per plan second: the axis shows plan time
 
 
 def plots_from_records(records: Iterable[Mapping[str, Any]]) -> list[Plot]:
@@ -60,6 +61,7 @@ def plots_from_records(records: Iterable[Mapping[str, Any]]) -> list[Plot]:
                         unit=m.get("unit") or "",
                         samples=[(float(t), float(v)) for t, v in m["samples"]],
                         upper=limits.get("max"),
+                        time_scale=float(rec.get("time_scale", 1.0)) or 1.0,
                     )
                 )
     return out
@@ -74,6 +76,7 @@ def svg_plot(plot: Plot, width: int = 560, height: int = 180) -> str:
     span_v = (hi - lo) or abs(hi) or 1.0
     lo, hi = lo - 0.1 * span_v, hi + 0.1 * span_v
     t0, span_t = ts[0], (ts[-1] - ts[0]) or 1.0
+    plan_span = span_t / plot.time_scale
     pad = 40
 
     def x(t: float) -> float:
@@ -91,7 +94,7 @@ def svg_plot(plot: Plot, width: int = 560, height: int = 180) -> str:
         f'<text x="2" y="14" font-size="10">{hi:.4g} {escape(plot.unit)}</text>',
         f'<text x="2" y="{height - 18}" font-size="10">{lo:.4g}</text>',
         f'<text x="{pad}" y="{height - 4}" font-size="10">0 s</text>',
-        f'<text x="{width - 60}" y="{height - 4}" font-size="10">{span_t:.4g} s</text>',
+        f'<text x="{width - 90}" y="{height - 4}" font-size="10">{plan_span:.4g} s (plan)</text>',
     ]
     if plot.upper is not None:
         yl = y(plot.upper)
