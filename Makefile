@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.installed
 ALLURE_VERSION := 2.46.1
 ALLURE := .tools/node_modules/.bin/allure
 BENCH  ?= benches/emulated.yaml
+CHROMIUM := /usr/bin/chromium
+# the key that seals `make certify`'s result set; a lab points this at its own
+SIGNING_KEY ?= .tools/keys/hil-signing-key.pem
 export ALLURE_NO_ANALYTICS := true
 export HYPOTHESIS_PROFILE ?= ci
 
@@ -24,10 +27,17 @@ $(ALLURE):
 	@command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q nodejs npm)
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error allure-commandline@$(ALLURE_VERSION)
 
-install: $(STAMP) $(ALLURE)
+# Debian's Chromium renders the reports in the browser tests (never a downloaded browser).
+$(CHROMIUM):
+	apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
 
-certify: install
-	$(BIN)/hil certify --bench $(BENCH) --reports reports --allure $(ALLURE)
+$(SIGNING_KEY): $(STAMP)
+	$(BIN)/hil report keygen -o $@
+
+install: $(STAMP) $(ALLURE) $(CHROMIUM)
+
+certify: install $(SIGNING_KEY)
+	$(BIN)/hil certify --bench $(BENCH) --reports reports --allure $(ALLURE) --key $(SIGNING_KEY)
 
 lint: install
 	$(BIN)/ruff check .
@@ -46,4 +56,5 @@ benchmark: install
 	$(BIN)/python benchmarks/plan_load.py
 
 clean:
-	rm -rf reports/allure-results reports/allure-report reports/hil-results reports/summary.txt
+	rm -rf reports/allure-results reports/allure-report reports/hil-results reports/canaries \
+	  reports/certificate reports/browser reports/manifest.json reports/summary.txt
