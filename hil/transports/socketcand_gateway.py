@@ -59,6 +59,12 @@ class GatewayProtocolError(HilError):
     """A client sent something the socketcand protocol does not allow."""
 
 
+def _protocol_text(text: str) -> str:
+    """``text`` inside one ``< … >`` message: ASCII, and no angle bracket ends it early."""
+    ascii_text = text.encode("ascii", "backslashreplace").decode("ascii")
+    return ascii_text.replace("<", "[").replace(">", "]")
+
+
 def format_frame(msg: can.Message) -> str:
     """``< frame ID SECS.USECS DATA >`` as socketcand sends it in raw mode."""
     ident = f"{msg.arbitration_id:08X}" if msg.is_extended_id else f"{msg.arbitration_id:03X}"
@@ -167,13 +173,13 @@ class _Session:
             if self.raw_since is None:
                 # in raw mode the python-can client would read an error line as a
                 # malformed error frame and fail its recv(): there, log only
-                self._write(f"< error {err} >")
+                self._write(f"< error {_protocol_text(str(err))} >")
 
     def _open(self, name: str) -> None:
         if self.bus is not None:
             raise GatewayProtocolError(f"channel {self.channel!r} is already open")
         if not name or " " in name:
-            raise GatewayProtocolError(f"expected '< open CHANNEL >', got a channel of {name!r}")
+            raise GatewayProtocolError(f"expected 'open CHANNEL', got a channel of {name!r}")
         channel = self.gateway.local_channel(name)
         try:
             self.bus = self.gateway.open_bus(channel)

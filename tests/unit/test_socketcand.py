@@ -132,7 +132,11 @@ def test_wire_text_is_what_the_client_parses(gateway: SocketcandGateway, channel
         assert refused.startswith("< error ") and "no channel 'nope'" in refused
         assert "['bus0']" in refused
         raw.send("< open >")
-        assert raw.read().startswith("< error expected '< open CHANNEL >'")
+        assert raw.read().startswith("< error expected 'open CHANNEL'")
+        raw.sock.sendall("< open \u00e9 bus >".encode())  # the answer stays one ASCII message
+        assert (
+            raw.read() == "< error expected 'open CHANNEL', got a channel of '\\ufffd\\ufffd bus' >"
+        )
         raw.send("< open bus0 >")
         assert raw.read() == "< ok >"
         raw.send("< echo >")
