@@ -165,6 +165,7 @@ class ChargerDriver(CanNodeDriver):
         *,
         counter: int | None = None,
         checksum: int | None = None,
+        corrupt: bool = False,
     ) -> float:
         """As the generic driver; a hub frame without a heartbeat gets the next one."""
         with self._send_lock:  # the heartbeat thread sends too
@@ -173,7 +174,9 @@ class ChargerDriver(CanNodeDriver):
                 values = {**values, HEARTBEAT: self._alive}
             elif name == LIMIT:
                 self._alive = int(values[HEARTBEAT]) % HEARTBEAT_MODULO
-            return super().send_message(name, values, counter=counter, checksum=checksum)
+            return super().send_message(
+                name, values, counter=counter, checksum=checksum, corrupt=corrupt
+            )
 
     def _code(self, field: str, name: str) -> Any:
         choices = self.definition.stimuli[CTRL].fields[field].choices

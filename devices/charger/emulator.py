@@ -25,10 +25,14 @@ Behaviour, on every received frame and every 10 ms tick:
   ``overdraw_factor`` (1.2) × ``AllowedCurrent`` for more than
   ``overdraw_s`` (2 s), charging is interrupted: ``ChargingEnabled`` 0,
   ``InterruptReason`` OVERDRAW, state B, until the car is unplugged.
-* **The car** (``HIL_EVSE_Ctrl``): in state C it draws
+* **The car.** A car wired to the inlet (``ev: wiring: {inlet: charger}``)
+  shares a ``PilotWire`` with the wallbox: the wallbox puts its plug state,
+  duty, pilot error and contactor on it and measures what the car draws;
+  state C is the car asking for power (S2), not a demand. Without a wired car
+  the wallbox simulates one (``HIL_EVSE_Ctrl``): in state C it draws
   min(``CarCurrentDemand``, allowed), or its whole demand in mode
   IGNORES_PILOT; nothing with the contactor open. ``MeasuredCurrent``
-  reports it; as a ``PowerSource`` the feed is supply voltage × that current.
+  reports the draw; as a ``PowerSource`` the feed is supply voltage × that current.
 
 Identity (EVSE_Info): ``firmware`` ("1.4.2"), ``serial`` (31002517),
 ``hw_revision`` (2). EVSE_Config declares the settings above.
@@ -42,6 +46,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from devices.charger.driver import EVSE_NODES, e2e_profile, load_database
+from devices.charger.pilot import EvseSide, PilotWire
 from hil.cannode.emulator import CanNodeEmulator
 from hil.emulation.physics import ElectricalState
 from hil.errors import EmulatorError
@@ -80,7 +85,14 @@ class ChargerEmulator(CanNodeEmulator):
         defects: Iterable[str] = (),
         time_scale: float = 1.0,
         settings: Mapping[str, Any] | None = None,
+        wiring: Mapping[str, object] | None = None,
     ) -> None:
+        if wiring:
+            raise EmulatorError(
+                f"a wallbox has no wiring channels (got {sorted(wiring)}); "
+                "wire the car's inlet to it instead (ev: wiring: {inlet: charger})",
+                device=name,
+            )
         super().__init__(
             name,
             db=load_database(),
@@ -129,10 +141,27 @@ class ChargerEmulator(CanNodeEmulator):
         self._link_ok = False
         self._tripped = False  # over-draw interrupt, latched until unplugged
         self._overdraw_since: float | None = None  # monotonic start of an over-draw
+        self._wire: PilotWire | None = None  # a wired car, else the simulated one
         # outputs, derived by _evaluate
         self._out: dict[str, Any] = {}
         self._limit = 0.0
         self._evaluate()
+
+    def connect_car(self) -> PilotWire:
+        """Plug a wired car's inlet into this wallbox (the bench's ``wiring``)."""
+        with self._lock:
+            if self._wire is not None:
+                raise EmulatorError("a car is already wired to this wallbox", device=self.name)
+            self._wire = PilotWire()
+            self._evaluate()
+            return self._wire
+
+    def disconnect_car(self, wire: PilotWire) -> None:
+        """The wired car is gone: the wallbox simulates its own car again."""
+        with self._lock:
+            if self._wire is wire:
+                self._wire = None
+                self._evaluate()
 
     def _setting(self, key: str, default: float, low: float, high: float) -> float:
         value = float(self.settings.get(key, default))
@@ -215,7 +244,10 @@ class ChargerEmulator(CanNodeEmulator):
         duty = self._duty(limit) if offering else NO_PWM
         allowed = self.quantize("EVSE_Status", "AllowedCurrent", duty * AMPS_PER_PERCENT)
         allowed = allowed if offering else 0.0
-        charging = offering and self._demand > 0
+        wire = self._wire
+        car = wire.car if wire is not None else None
+        wants = car.requesting if car is not None else self._demand > 0
+        charging = offering and wants
         if pilot_error:
             state = STATE_E
         elif not self._plugged:
@@ -224,6 +256,8 @@ class ChargerEmulator(CanNodeEmulator):
             state = STATE_C if charging else STATE_B
         if not charging:
             drawn = 0.0  # the contactor is open
+        elif car is not None:
+            drawn = car.draw_a  # measured on the phases: whatever the car takes
         elif self._car_ignores_pilot:
             drawn = self._demand
         else:
@@ -240,6 +274,9 @@ class ChargerEmulator(CanNodeEmulator):
             "MeasuredCurrent": self.quantize("EVSE_Status", "MeasuredCurrent", drawn),
         }
         self._track_overdraw(out)
+        if wire is not None:
+            # the short is on the cable whatever the wallbox's firmware makes of it
+            wire.set_evse(EvseSide(self._plugged, duty, self._pilot_short, charging))
         if out != self._out:
             self._out = out
             self.set_signals("EVSE_Status", **out)
@@ -282,6 +319,7 @@ class ChargerEmulator(CanNodeEmulator):
                 "pilot_short": self._pilot_short,
                 "car_demand_a": self._demand,
                 "car_ignores_pilot": self._car_ignores_pilot,
+                "car_wired": self._wire is not None,
                 "e2e_rejected": sum(self.e2e_rejected.values()),
                 "frames_sent": self.frames_sent,
             }

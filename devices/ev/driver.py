@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hil.bench.definition import DeviceDefinition
+from devices.ev.diagnostics import DTC_DESCRIPTIONS, DTCS
+from hil.bench.definition import DeviceDefinition, SignalInfo, StimulusInfo
 from hil.bench.driver import Sample
 from hil.cannode.definition import can_definition
 from hil.cannode.driver import CanNodeDriver, Database
@@ -27,15 +28,57 @@ from hil.uds.client import UdsClient
 DBC_PATH = Path(__file__).with_name("ev.dbc")
 TYPE_NAME = "ev"
 BENCH_NODES = ("HIL",)
-CAR_NODES = ("BMS", "VCU", "BCM", "TCU")
+CAR_NODES = ("BMS", "VCU", "BCM", "TCU", "OBC")
 # message → (counter signal, checksum signal): the safety-relevant frames
 E2E_SPEC: Mapping[str, tuple[str, str]] = {
     "DRIVE_Status": ("Counter", "Checksum"),
     "BODY_Status": ("Counter", "Checksum"),
     "BODY_LockCmd": ("Counter", "Checksum"),
+    "BMS_Safety": ("Counter", "Checksum"),
 }
 DOORS = ("FL", "FR", "RL", "RR")
 VEHICLE_SIM = "HIL_VehicleSim"
+# physical quantities a bench imposes on the car (its actuators; the emulator's INPUTS)
+INPUTS: Mapping[str, SignalInfo] = {
+    s.name: s
+    for s in (
+        SignalInfo(
+            "isolation_kohm",
+            unit="kOhm",
+            minimum=0,
+            maximum=65535,
+            description="HV isolation resistance to chassis (an insulation fault box); 2500",
+        ),
+        SignalInfo(
+            "cell_temp_max_c",
+            unit="degC",
+            minimum=-40,
+            maximum=87.5,
+            description="temperature of the hottest cell (a heater / sensor simulator); 25",
+        ),
+        SignalInfo(
+            "cell_voltage_max_v",
+            unit="V",
+            minimum=0,
+            maximum=8.191,
+            description="voltage of the highest cell (a cell simulator); 4.0",
+        ),
+        SignalInfo(
+            "obc_overdraw_percent",
+            unit="%",
+            minimum=0,
+            maximum=100,
+            description="fault injection: the onboard charger draws this much more than "
+            "it asks for (over-draw tests of the wallbox); 0",
+        ),
+        SignalInfo(
+            "bms_silent",
+            minimum=0,
+            maximum=1,
+            description="1: the BMS is cut off the bus (its frames stop); 0",
+        ),
+    )
+}
 HOME_DISTANCE_NA = 65535  # NAV_Status.HomeDistance raw all-ones: position not available
 
 
@@ -81,18 +124,38 @@ def ev_definition(settings: Mapping[str, Any]) -> DeviceDefinition:
         e2e=e2e_profile(),
         files=(DBC_PATH,),
         capabilities=frozenset(
-            {"can", "vehicle_sim", "door_locks", "battery", "e2e", "auto_lock", "uds"}
+            {
+                "can",
+                "vehicle_sim",
+                "door_locks",
+                "battery",
+                "e2e",
+                "auto_lock",
+                "uds",
+                "ac_charging",
+                "battery_inputs",
+            }
         ),
     )
     # capabilities other variants of the car may declare in a bench file
     definition = dataclasses.replace(
-        definition, known_capabilities=frozenset({"uds", "can_fd", "fd_only", "ac_charging"})
+        definition,
+        known_capabilities=frozenset({"uds", "can_fd", "fd_only", "ac_charging", "battery_inputs"}),
     )
+    inputs = {
+        name: StimulusInfo(name, "input", {"value": info}, info.description)
+        for name, info in INPUTS.items()
+    }
+    definition = dataclasses.replace(definition, stimuli={**definition.stimuli, **inputs})
     if settings.get("uds") is False:  # a variant without diagnostics
         return dataclasses.replace(definition, capabilities=definition.capabilities - {"uds"})
     return dataclasses.replace(
         definition,
-        signals={**definition.signals, **uds_plan.UDS_SIGNALS},
+        signals={
+            **definition.signals,
+            **uds_plan.UDS_SIGNALS,
+            **uds_plan.dtc_signals(DTCS, DTC_DESCRIPTIONS),
+        },
         stimuli={**definition.stimuli, **uds_plan.UDS_STIMULI},
     )
 

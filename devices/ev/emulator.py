@@ -1,4 +1,4 @@
-"""An emulated EV (BMS, VCU, BCM) on a python-can channel.
+"""An emulated EV (BMS, VCU, BCM, TCU, OBC) on a python-can channel.
 
 Behaviour, per 10 ms tick:
 
@@ -11,39 +11,44 @@ Behaviour, per 10 ms tick:
   (20) in D and any door is unlocked, all doors lock in the same tick and
   BODY_Status goes out at once (it is also sent every 100 ms).
 * **Lock requests** (BODY_LockCmd, E2E-verified; stale/repeated counters and
-  bad checksums are dropped and counted): LOCK locks all doors; UNLOCK
-  unlocks all doors unless the speed is above
+  bad checksums are dropped and counted, and set a DTC): LOCK locks all doors;
+  UNLOCK unlocks all doors unless the speed is above
   ``settings["unlock_max_kmh"]`` (5), in which case ``LockResult`` is
   REFUSED and the locks stay as they are. Accepted requests report ACCEPTED.
-* **Battery.** Contactors go OPEN → PRECHARGE → CLOSED in the first 0.3 s;
-  pack current follows speed and acceleration, SoC integrates it.
+* **Battery** (``battery.py``): cells, isolation monitor, thermal derating,
+  over-voltage, contactors with precharge on ``HvRequest`` (the rig's
+  ignition, ON by default) or a charging session. Pack current follows speed,
+  acceleration and charging; SoC integrates it.
+* **Charging** (``charging.py``): with the inlet wired to a wallbox
+  (``wiring: {inlet: charger}``) the onboard charger follows the control pilot.
+* **VCU.** Watches the BMS's 100 ms frame: none for 2.5 cycles (so flagged
+  *within* 3) → ``VCU_Status.BatteryTimeout``, DTC U0111-87 and safe defaults
+  (SoC not available, no drive power, charging disabled) until it returns.
+* **Position.** NAV_Status.HomeDistance (m, 100 ms) is the distance from home
+  the rig last set (``HIL_VehicleSim.HomeDistance``); before that
+  ``settings["home_distance_m"]`` (0: parked at home). 65535 = not available.
 
-**Position.** NAV_Status.HomeDistance (m, 100 ms) is the distance from home
-the rig last set (``HIL_VehicleSim.HomeDistance``); before that
-``settings["home_distance_m"]`` (0: parked at home). 65535 = not available.
+Physical inputs (a bench's actuators; ``set`` in a plan): ``isolation_kohm``,
+``cell_temp_max_c``, ``cell_voltage_max_v``, ``obc_overdraw_percent``, and
+``bms_silent`` (1: the BMS is cut off the bus, its frames stop).
 
 Identity (VCU_Info): ``settings["firmware"]`` ("2.3.1"), ``settings["serial"]``
-(20261125), ``settings["hw_revision"]`` (3).
-
-**Diagnostics** (``hil.uds``, unless ``settings["uds"]`` is false): a UDS
-server on ``uds_request_id`` 0x7E0 → ``uds_response_id`` 0x7E8 answers F189
-(firmware), F18C (serial, 10 digits), F190 (``vin``), F193 (hardware
-revision), D001 (SoC, 0.1 %/bit) and D0FF (needs security access). Routines:
-0x0201 lock actuator test (extended session), 0x0301 insulation test
-(extended + security, answers 0x78 then the result after 0.2 s). ECU reset
-and routine starts are refused (0x22) while the car moves. A BODY_LockCmd
-dropped by E2E sets DTC U0422 with failure type 0x83 (checksum, 0xC42283)
-or 0x82 (counter, 0xC42282). ``uds_s3_s`` (5), ``uds_lockout_s`` (10) and
-``uds_secret`` tune the session and security rules.
+(20261125), ``settings["hw_revision"]`` (3). Diagnostics: ``diagnostics.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import can
 
+from devices.charger.pilot import PilotWire
+from devices.ev import battery, charging, vcu
+from devices.ev import diagnostics as diag
+from devices.ev.battery import Battery, Limits
+from devices.ev.charging import OnboardCharger
 from devices.ev.driver import (
     CAR_NODES,
     DOORS,
@@ -52,10 +57,10 @@ from devices.ev.driver import (
     load_database,
     uds_ids,
 )
+from hil.cannode.e2e import CHECKSUM
 from hil.cannode.emulator import CanNodeEmulator
+from hil.emulation.base import Emulator
 from hil.errors import EmulatorError
-from hil.uds import protocol as uds
-from hil.uds.ecu import Did, EcuOptions, Nrc, Routine, UdsEcu
 from hil.uds.server import UdsServer
 
 GEAR_P, GEAR_R, GEAR_N, GEAR_D = 0, 1, 2, 3
@@ -64,20 +69,15 @@ UNLOCKED, LOCKED = 0, 1
 RESULT_NONE, RESULT_ACCEPTED, RESULT_REFUSED = 0, 1, 2
 RESULTS = {RESULT_NONE: "NONE", RESULT_ACCEPTED: "ACCEPTED", RESULT_REFUSED: "REFUSED"}
 REQ_LOCK, REQ_UNLOCK = 1, 2
-CONTACTORS = {0: "OPEN", 1: "PRECHARGE", 2: "CLOSED", 3: "FAULT"}
 
 DEFAULT_ACCEL = 3.0  # m/s²
 COAST_DECEL = 0.5  # m/s², rolling resistance in N
 SLOW_AUTO_LOCK_DELAY_S = 1.0
-PACK_AH = 150.0
-
-DEFAULT_VIN = "HILEV000000000001"
-LOCK_CMD_ID = 0x210
-DTC_LOCKCMD_CHECKSUM = 0xC42283  # U0422-83: invalid data from BCM, protection value wrong
-DTC_LOCKCMD_COUNTER = 0xC42282  # U0422-82: alive/sequence counter incorrect
-DID_SOC, DID_PROTECTED = 0xD001, 0xD0FF
-RID_LOCK_TEST, RID_INSULATION = 0x0201, 0x0301
-INSULATION_TEST_S = 0.2
+AUX_LOAD_A = 5.0  # 12 V system and coolant pumps, from the pack
+MAINS_V, OBC_EFFICIENCY = 230.0, 0.92
+BMS_MESSAGES = frozenset({"BMS_Status", "BMS_Cells", "BMS_Safety"})
+MEASURED = frozenset({"LinkVoltage", "PackVoltage", "PackCurrent", "SoC", "BatterySoC"})
+CHANGE_SENT = ("BMS_Status", "BMS_Safety", "OBC_Status", "VCU_Status")  # cyclic and on change
 
 
 class EvEmulator(CanNodeEmulator):
@@ -90,8 +90,17 @@ class EvEmulator(CanNodeEmulator):
         "bad_checksum": "BODY_Status is sent with a wrong E2E checksum",
         "no_security_lockout": "UDS security access never answers 0x36/0x37: no attempt limit",
         "s3_never_expires": "the UDS extended session never falls back to default (no S3 timeout)",
+        "accepts_stale_counter": "the BCM acts on lock commands with a repeated or stale "
+        "E2E counter (checksums are still checked)",
+        **battery.DEFECTS,
+        **charging.DEFECTS,
+        **vcu.DEFECTS,
     }
-    INPUTS: ClassVar[Mapping[str, str]] = {}
+    INPUTS: ClassVar[Mapping[str, str]] = {
+        **battery.INPUTS,
+        **charging.INPUTS,
+        "bms_silent": "",
+    }
 
     def __init__(
         self,
@@ -103,6 +112,7 @@ class EvEmulator(CanNodeEmulator):
         defects: Iterable[str] = (),
         time_scale: float = 1.0,
         settings: Mapping[str, Any] | None = None,
+        wiring: Mapping[str, Emulator] | None = None,
     ) -> None:
         super().__init__(
             name,
@@ -131,88 +141,83 @@ class EvEmulator(CanNodeEmulator):
             HwRevision=int(s.get("hw_revision", 3)),
             SerialNumber=int(s.get("serial", 20261125)),
         )
+        self._charger, self._wire = self._inlet(wiring or {})
         self._speed = 0.0  # km/h, unquantized
         self._reported = 0.0  # km/h as the DBC carries it
         self._target = 0.0
         self._accel = DEFAULT_ACCEL
         self._gear = GEAR_P
+        self._hv_request = True  # the rig's ignition (HIL_VehicleSim.HvRequest)
         self._locks = [UNLOCKED] * len(DOORS)
         self._result = RESULT_NONE
-        self._soc = float(s.get("soc", 80.0))
-        self._current = 0.0
-        self._contactor = 0
         self._autolock_since: float | None = None
         self._home_distance = home_distance(s, name)
+        self._bms_silent = False
+        self.vcu = vcu.BatteryWatch(self.defects)
+        self.battery = Battery(Limits.from_settings(s, name), self.defects, float(s.get("soc", 80)))
+        self.obc = OnboardCharger(float(s.get("obc_max_a", 32.0)), self.defects, self._wire)
         self.resets = 0
         self.uds: UdsServer | None = None
         if bool(s.get("uds", True)):
-            self.uds = self._uds_server(f"{major}.{minor}.{patch}")
+            self.uds = diag.uds_server(
+                name,
+                self,
+                s,
+                firmware=f"{major}.{minor}.{patch}",
+                ids=uds_ids(s),
+                defects=self.defects,
+                send=self._send_frame,
+            )
+        self._published: dict[str, dict[str, Any]] = {}
         self._publish()
 
-    # -- diagnostics ----------------------------------------------------------
-
-    def _uds_server(self, firmware: str) -> UdsServer:
-        s = self.settings
-        request_id, response_id = uds_ids(s)
-        options = EcuOptions(
-            s3_s=float(s.get("uds_s3_s", uds.S3_S)),
-            lockout_s=float(s.get("uds_lockout_s", uds.LOCKOUT_S)),
-            secret=int(s.get("uds_secret", uds.DEFAULT_SECRET)),
-            lockout=not self.has("no_security_lockout"),
-            s3=not self.has("s3_never_expires"),
-            conditions=self._uds_allowed,
-            on_reset=self._on_reset,
-        )
-        ecu = UdsEcu(options)
-        vin = str(s.get("vin", DEFAULT_VIN))
-        serial = int(s.get("serial", 20261125))
-        for did, text in (
-            (uds.DID_SOFTWARE_VERSION, firmware),
-            (uds.DID_SERIAL_NUMBER, f"{serial:010d}"),
-            (uds.DID_VIN, vin),
-            (0xF193, str(int(s.get("hw_revision", 3)))),
-        ):
-            ecu.add_did(Did(did, _constant(text.encode("ascii"))))
-        ecu.add_did(Did(DID_SOC, self._soc_did))
-        ecu.add_did(Did(DID_PROTECTED, lambda: b"\x5a", security=True))
-        ecu.add_routine(Routine(RID_LOCK_TEST, start=self._lock_test, results=lambda _: b"\x02"))
-        ecu.add_routine(
-            Routine(
-                RID_INSULATION,
-                start=self._insulation_test,
-                security=True,
-                duration_s=INSULATION_TEST_S,
+    def _inlet(self, wiring: Mapping[str, Emulator]) -> tuple[Any, PilotWire | None]:
+        unknown = sorted(set(wiring) - {"inlet"})
+        if unknown:
+            raise EmulatorError(
+                f"the car's only wiring channel is 'inlet' (its charge port), got {unknown}",
+                device=self.name,
             )
-        )
-        return UdsServer(
-            self.name, ecu, send=self._send_frame, request_id=request_id, response_id=response_id
-        )
+        charger = wiring.get("inlet")
+        if charger is None:
+            return None, None
+        connect = getattr(charger, "connect_car", None)
+        if connect is None:
+            raise EmulatorError(
+                f"the car's inlet is wired to {charger.name!r}, which is not a wallbox",
+                device=self.name,
+            )
+        wire = connect()
+        assert isinstance(wire, PilotWire)
+        return charger, wire
 
-    def _soc_did(self) -> bytes:
+    # -- diagnostics hooks (diag.Car) ------------------------------------------
+
+    def soc_percent(self) -> float:
         with self._lock:
-            return round(self._soc * 10).to_bytes(2, "big")
+            return self.battery.soc
+
+    def isolation_kohm(self) -> float:
+        with self._lock:
+            return self.battery.isolation_kohm
+
+    def uds_allowed(self, sid: int) -> bool:
+        # a real VCU refuses resets and actuator tests while the car moves
+        with self._lock:
+            return sid not in (0x11, 0x31) or self._reported <= 0.0
+
+    def on_reset(self, kind: int) -> None:
+        with self._lock:
+            self.resets += 1
+
+    def _dtc(self, code: int) -> None:
+        if self.uds is not None:
+            self.uds.ecu.dtcs.set(code)
 
     def _send_frame(self, frame: can.Message) -> None:
         bus = self._bus
         if bus is not None:
             bus.send(frame)
-
-    def _uds_allowed(self, sid: int) -> bool:
-        # a real VCU refuses resets and actuator tests while the car moves
-        with self._lock:
-            return sid not in (0x11, 0x31) or self._reported <= 0.0
-
-    def _on_reset(self, kind: int) -> None:
-        with self._lock:
-            self.resets += 1
-
-    def _lock_test(self, option: bytes) -> bytes:
-        if option not in (b"", b"\x00"):
-            raise Nrc(uds.OUT_OF_RANGE)
-        return b"\x01"  # running
-
-    def _insulation_test(self, option: bytes) -> bytes:
-        return b"\x00" + (2500).to_bytes(2, "big")  # passed, 2500 kOhm
 
     def _start(self) -> None:
         super()._start()
@@ -222,6 +227,8 @@ class EvEmulator(CanNodeEmulator):
     def _stop(self) -> None:
         if self.uds is not None:
             self.uds.stop()
+        if self._charger is not None and self._wire is not None:
+            self._charger.disconnect_car(self._wire)
         super()._stop()
 
     def on_frame(self, frame: can.Message) -> bool:
@@ -229,22 +236,61 @@ class EvEmulator(CanNodeEmulator):
         return self.uds is not None and self.uds.feed(frame)
 
     def on_rejected(self, message: str, reason: str) -> None:
-        if self.uds is not None and message == "BODY_LockCmd":
-            code = DTC_LOCKCMD_CHECKSUM if "checksum" in reason else DTC_LOCKCMD_COUNTER
-            self.uds.ecu.dtcs.set(code)
+        if message != "BODY_LockCmd" or self.tolerates(message, reason):
+            return
+        self._dtc(diag.DTC_LOCKCMD_CHECKSUM if reason == CHECKSUM else diag.DTC_LOCKCMD_COUNTER)
+
+    def tolerates(self, name: str, reason: str) -> bool:
+        return reason != CHECKSUM and self.has("accepts_stale_counter")
+
+    # -- physical inputs ----------------------------------------------------
+
+    def _apply_input(self, name: str, value: float) -> None:
+        with self._lock:
+            if name == "bms_silent":
+                self._bms_silent = bool(value)
+            elif name in battery.INPUTS:
+                self.battery.set_input(name, value)
+            else:
+                self.obc.set_input(name, value)
+
+    def silenced(self, name: str) -> bool:
+        return self._bms_silent and name in BMS_MESSAGES
 
     # -- behaviour (worker thread, under _lock) ---------------------------
 
     def tick(self, dt: float) -> None:
-        self._contactor = 0 if self.sim_time < 0.1 else 1 if self.sim_time < 0.3 else 2
         before = self._speed
         self._speed = _approach(self._speed, *self._goal(), dt)
         self._reported = self.quantize("DRIVE_Status", "VehicleSpeed", self._speed)
         accel_ms2 = (self._speed - before) / 3.6 / dt if dt > 0 else 0.0
-        self._current = 5.0 + 0.15 * self._speed + max(accel_ms2, 0.0) * 20.0
-        self._soc = max(0.0, self._soc - self._current * dt / 3600.0 / PACK_AH * 100.0)
+        if self.vcu.check(time.monotonic(), self.sent_at.get(vcu.BMS_FRAME)):
+            self._dtc(diag.DTC_BMS_TIMEOUT)
+        bat, obc = self.battery, self.obc
+        enabled = not self.vcu.timed_out
+        blocked = bat.charge_blocked
+        charge_hv = obc.wants_hv(enabled=enabled, blocked=blocked)
+        drive_a = AUX_LOAD_A + 0.15 * self._speed + max(accel_ms2, 0.0) * 20.0
+        charge_a = obc.line_a * MAINS_V * OBC_EFFICIENCY / max(bat.pack_v, 1.0)
+        bat.step(dt, hv_wanted=self._hv_request or charge_hv, current_a=drive_a - charge_a)
+        obc.step(
+            enabled=enabled,
+            blocked=blocked,
+            power_limit=bat.power_limit,
+            closed=bat.contactor == battery.CLOSED,
+        )
+        self._battery_dtcs()
         self._auto_lock()
         self._publish()
+
+    def _battery_dtcs(self) -> None:
+        bat = self.battery
+        if bat.isolation_fault:
+            self._dtc(diag.DTC_ISOLATION)
+        if bat.overvoltage:
+            self._dtc(diag.DTC_CELL_OVERVOLTAGE)
+        if bat.thermal == battery.SHUTDOWN:
+            self._dtc(diag.DTC_CELL_OVERTEMP)
 
     def _goal(self) -> tuple[float, float]:
         """(target km/h, rate m/s²) for the current gear."""
@@ -279,6 +325,7 @@ class EvEmulator(CanNodeEmulator):
             accel = float(values["Accel"])
             self._accel = accel if accel > 0 else DEFAULT_ACCEL
             self._home_distance = int(values["HomeDistance"])
+            self._hv_request = bool(values["HvRequest"])
         elif name == "BODY_LockCmd":
             request = int(values["LockRequest"])
             if request == REQ_LOCK:
@@ -312,14 +359,19 @@ class EvEmulator(CanNodeEmulator):
             LockResult=self._result,
             **{f"Lock{door}": lock for door, lock in zip(DOORS, self._locks, strict=True)},
         )
-        self.set_signals(
-            "BMS_Status",
-            SoC=round(self._soc, 1),
-            PackVoltage=round(330.0 + 0.9 * self._soc - 0.05 * self._current, 2),
-            PackCurrent=round(self._current, 1),
-            ContactorState=self._contactor,
-        )
-        self.set_signals("NAV_Status", HomeDistance=self._home_distance)
+        frames = self.battery.signals()
+        frames["BMS_Safety"]["ChargeRequest"] = round(self.obc.request_a, 1)
+        frames["OBC_Status"] = self.obc.signals()
+        frames["VCU_Status"] = self.vcu.status(self.battery, receiving=not self._bms_silent)
+        frames["NAV_Status"] = {"HomeDistance": self._home_distance}
+        for message, values in frames.items():
+            self.set_signals(message, **values)
+        for message in CHANGE_SENT:
+            # measured values drift every tick: only a change of state is an event
+            key = {k: v for k, v in frames[message].items() if k not in MEASURED}
+            if self._published.get(message, key) != key:
+                self.send_now(message)
+            self._published[message] = key
 
     # -- inspection ---------------------------------------------------------
 
@@ -332,14 +384,19 @@ class EvEmulator(CanNodeEmulator):
                 "target_kmh": self._target,
                 "accel_ms2": self._accel,
                 "gear": GEARS.get(self._gear, str(self._gear)),
+                "hv_request": self._hv_request,
                 "locks": {
                     door: "LOCKED" if lock else "UNLOCKED"
                     for door, lock in zip(DOORS, self._locks, strict=True)
                 },
                 "lock_result": RESULTS[self._result],
-                "soc_percent": self._soc,
+                "soc_percent": self.battery.soc,
+                "contactor": battery.CONTACTORS[self.battery.contactor],
+                "battery": self.battery.state(),
+                "charging": self.obc.state_snapshot(),
+                "bms_silent": self._bms_silent,
+                "battery_timeout": self.vcu.timed_out,
                 "home_distance_m": self._home_distance,
-                "contactor": CONTACTORS[self._contactor],
                 "e2e_rejected": sum(self.e2e_rejected.values()),
                 "e2e_rejected_by_reason": self.e2e_rejected,
                 "sim_time_s": self.sim_time,
@@ -349,10 +406,6 @@ class EvEmulator(CanNodeEmulator):
         # outside _lock: the UDS server takes its own lock, then ours (conditions)
         snapshot["uds"] = self.uds.state() if self.uds is not None else None
         return snapshot
-
-
-def _constant(data: bytes) -> Callable[[], bytes]:
-    return lambda: data
 
 
 def _approach(speed: float, target: float, rate_ms2: float, dt: float) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import cantools.database
 
 from hil.bench.definition import DeviceDefinition, SignalInfo, StimulusInfo
-from hil.cannode.e2e import E2EProfile
+from hil.cannode.e2e import FAULT_FIELD, FAULTS, E2EProfile
 
 Database = cantools.database.can.Database
 Message = cantools.database.can.Message
@@ -41,6 +41,9 @@ def scaled_choices(signal: Signal) -> dict[str, Any]:
 def initial_value(signal: Signal) -> Any:
     """The DBC initial value (scaled), else 0, kept inside the signal's range."""
     value: Any = signal.initial if signal.initial is not None else 0
+    raw = getattr(value, "value", None)  # a value-table entry (NamedSignalValue): its raw value
+    if raw is not None:
+        value = signal.conversion.raw_to_scaled(raw, decode_choices=False)
     if signal.minimum is not None and value < signal.minimum:
         value = signal.minimum
     if signal.maximum is not None and value > signal.maximum:
@@ -65,6 +68,15 @@ def signal_info(message: Message, signal: Signal) -> SignalInfo:
     )
 
 
+E2E_FAULT_INFO = SignalInfo(
+    name=FAULT_FIELD,
+    kind="enum",
+    choices=dict(FAULTS),
+    description="fault injection, not a signal: send this frame with the last counter "
+    "repeated, a stale counter, or a wrong checksum (default NONE: a valid frame)",
+)
+
+
 def can_definition(
     db: Database,
     *,
@@ -77,7 +89,8 @@ def can_definition(
     """Describe ``db`` as a device; ``bench_nodes`` are the nodes the bench plays.
 
     Container (AUTOSAR PDU) messages are skipped: they carry other messages,
-    not signals of their own.
+    not signals of their own. An E2E-protected stimulus hides its counter and
+    checksum (the driver fills them) and offers ``E2EFault`` instead.
     """
     nodes = frozenset(bench_nodes)
     signals: dict[str, SignalInfo] = {}
@@ -93,6 +106,8 @@ def can_definition(
             fields = {
                 s.name: signal_info(message, s) for s in message.signals if s.name not in hidden
             }
+            if hidden and FAULT_FIELD not in fields:
+                fields[FAULT_FIELD] = E2E_FAULT_INFO
             stimuli[message.name] = StimulusInfo(
                 name=message.name,
                 kind="message",

@@ -2,7 +2,9 @@
 
 Every CAN device registers the same way: the driver gets the bench's open
 ``CanTransport``; the emulator opens its own bus on the same interface and
-channel, with the bus options the bench file gives.
+channel, with the bus options the bench file gives, and the emulators its
+``wiring`` names (physics between emulated devices, e.g. a car's charge inlet
+wired to a wallbox).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class _EmulatorClass(Protocol):
         defects: Any,
         time_scale: float,
         settings: Mapping[str, Any],
+        wiring: Mapping[str, Emulator],
     ) -> Emulator: ...
 
 
@@ -72,6 +75,7 @@ def can_device_type(
             defects=ctx.defects,
             time_scale=ctx.time_scale,
             settings=ctx.settings,
+            wiring=ctx.wiring,
         )
 
     return DeviceType(

@@ -24,7 +24,7 @@ import cantools.database
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
 from hil.cannode.definition import initial_value
-from hil.cannode.e2e import E2EProfile, encode
+from hil.cannode.e2e import BAD_CHECKSUM, FAULT_FIELD, FAULTS, E2EProfile, encode
 from hil.errors import ConfigError, DeviceTimeout, did_you_mean
 from hil.transports.can import CanTransport
 from hil.transports.capture import RX, Record
@@ -298,7 +298,30 @@ class CanNodeDriver:
                 + did_you_mean(unknown[0], info.fields),
                 device=self.name,
             )
+        if FAULT_FIELD in values and (self.e2e is None or stimulus not in self.e2e):
+            pass  # a DBC signal of that name: an ordinary field
+        elif FAULT_FIELD in values:
+            signals = {k: v for k, v in values.items() if k != FAULT_FIELD}
+            fault = self._fault_code(stimulus, values[FAULT_FIELD])
+            assert self._sender is not None
+            return self.send_message(
+                stimulus,
+                signals,
+                counter=self._sender.fault_counter(stimulus, fault),
+                corrupt=fault == BAD_CHECKSUM,
+            )
         return self.send_message(stimulus, values)
+
+    def _fault_code(self, stimulus: str, value: Any) -> int:
+        if isinstance(value, str) and value in FAULTS:
+            return FAULTS[value]
+        if value in FAULTS.values():
+            return int(value)
+        raise ConfigError(
+            f"{self.name}: {stimulus}.{FAULT_FIELD} has no value {value!r}; "
+            + did_you_mean(str(value), FAULTS),
+            device=self.name,
+        )
 
     def send_message(
         self,
@@ -307,17 +330,21 @@ class CanNodeDriver:
         *,
         counter: int | None = None,
         checksum: int | None = None,
+        corrupt: bool = False,
     ) -> float:
         """Encode and send any message of the database; returns its capture time.
 
-        E2E counter and checksum are filled in unless forced (fault injection).
+        E2E counter and checksum are filled in unless forced, or ``corrupt``
+        (the right checksum inverted): fault injection.
         """
         message = self.message(name)
         full = self._defaults(message)
         full.update(values)
         try:
             if self._sender is not None:
-                data = self._sender.protect(message, full, counter=counter, checksum=checksum)
+                data = self._sender.protect(
+                    message, full, counter=counter, checksum=checksum, corrupt=corrupt
+                )
             else:
                 data = encode(message, full)
         except (cantools.database.EncodeError, KeyError, ValueError, TypeError) as err:

@@ -29,6 +29,18 @@ CHECKSUM = "checksum"
 REPEATED = "repeated counter"
 STALE = "stale counter"
 
+# Fault injection a bench may ask of a protected stimulus (the ``E2EFault`` field):
+# the frame a broken or replaying sender would put on the bus.
+FAULT_FIELD = "E2EFault"
+NO_FAULT, REPEATED_COUNTER, STALE_COUNTER, BAD_CHECKSUM = 0, 1, 2, 3
+FAULTS = {
+    "NONE": NO_FAULT,
+    "REPEATED_COUNTER": REPEATED_COUNTER,
+    "STALE_COUNTER": STALE_COUNTER,
+    "BAD_CHECKSUM": BAD_CHECKSUM,
+}
+STALE_STEP = 4  # a stale counter is this far behind the last one sent (12 ahead mod 16)
+
 
 def encode(message: Message, values: Mapping[str, Any]) -> bytes:
     """Encode scaled ``values``; for a multiplexed message only the signals its
@@ -169,6 +181,23 @@ class E2ESender:
         self.profile = profile
         self._counters: dict[str, int] = {}
 
+    def last_counter(self, message: str) -> int | None:
+        """The counter of the last frame of ``message`` sent through ``protect``."""
+        return self._counters.get(message)
+
+    def fault_counter(self, message: str, fault: int) -> int | None:
+        """The counter an ``E2EFault`` sends (``None``: the next one, as usual).
+
+        Before any frame of ``message`` was sent there is nothing to repeat:
+        the first counter a sender uses (0) is taken as the reference.
+        """
+        last = self._counters.get(message, 0)
+        if fault == REPEATED_COUNTER:
+            return last
+        if fault == STALE_COUNTER:
+            return (last - STALE_STEP) % COUNTER_MODULO
+        return None
+
     def next_counter(self, message: str) -> int:
         value = self._counters.get(message, -1)
         value = (value + 1) % COUNTER_MODULO
@@ -182,11 +211,13 @@ class E2ESender:
         *,
         counter: int | None = None,
         checksum: int | None = None,
+        corrupt: bool = False,
     ) -> bytes:
         """Encode ``values`` with the next counter and the right checksum.
 
-        ``counter``/``checksum`` force a value instead: fault injection
-        (a replayed counter, a corrupted frame) goes through the same path.
+        ``counter``/``checksum`` force a value instead, ``corrupt`` sends the
+        right checksum inverted: fault injection (a replayed counter, a
+        corrupted frame) goes through the same path.
         """
         spec = self.profile.get(message.name)
         if spec is None:
@@ -196,6 +227,8 @@ class E2ESender:
         data[spec.checksum] = 0
         raw = bytearray(encode(message, data))
         raw[spec.checksum_byte] = spec.checksum_of(raw) if checksum is None else checksum & 0xFF
+        if corrupt:
+            raw[spec.checksum_byte] ^= 0xFF
         return bytes(raw)
 
 

@@ -80,6 +80,7 @@ class CanNodeEmulator(Emulator):
         self.decode_errors = 0
         self.encode_errors = 0
         self.sim_time = 0.0
+        self.sent_at: dict[str, float] = {}  # message → monotonic time of its last send
 
     # -- for subclasses ---------------------------------------------------
 
@@ -91,6 +92,14 @@ class CanNodeEmulator(Emulator):
 
     def corrupt_checksum(self, name: str) -> bool:
         """Fault injection: send ``name`` with a wrong checksum."""
+        return False
+
+    def silenced(self, name: str) -> bool:
+        """Fault injection: ``name`` is not sent at all (its sender is off the bus)."""
+        return False
+
+    def tolerates(self, name: str, reason: str) -> bool:
+        """Defect hook: process a frame of ``name`` that failed E2E (``reason``) anyway."""
         return False
 
     def set_signals(self, message: str, **values: Any) -> None:
@@ -195,7 +204,8 @@ class CanNodeEmulator(Emulator):
                     )
                     if reason:
                         self.on_rejected(message.name, reason)
-                        return
+                        if not self.tolerates(message.name, reason):
+                            return
             self.on_message(message.name, values, frame.timestamp)
 
     def _send_due(self, now: float, *, events_only: bool = False) -> None:
@@ -218,6 +228,8 @@ class CanNodeEmulator(Emulator):
         if bus is None:
             return
         with self._lock:
+            if self.silenced(message.name):
+                return
             values = dict(self._values[message.name])
             corrupt = self.corrupt_checksum(message.name)
         try:
@@ -243,4 +255,6 @@ class CanNodeEmulator(Emulator):
             bus.send(frame)
         except can.CanError:
             return  # a full queue or a bus-off: the next cycle tries again
+        with self._lock:
+            self.sent_at[message.name] = time.monotonic()
         self.frames_sent += 1

@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from hil.bench.bench import Bench
 from hil.errors import ConfigError
 from hil.measure.iec62301 import (
     DECISION_RULE,
@@ -91,19 +90,18 @@ class Iec62301Run:
 
     def __init__(
         self,
-        bench: Bench,
+        time_scale: float,
         sleep: Callable[[float], None],
         evidence: Path | None,
     ) -> None:
-        self.bench = bench
-        self.scale = bench.time_scale
+        self.scale = time_scale  # wall seconds per plan second (the bench's)
         self.sleep = sleep  # the runner's bounded sleep, which also checks the links
         self.evidence = evidence
 
-    def run(self, m: Measurement, rec: StepRecord) -> float:
+    def run(self, m: Measurement, rec: StepRecord, meter: object) -> float:
+        """Measure with ``meter`` (the driver of ``m.signal.device``); returns the mean."""
         criteria, top = m.criteria, m.max_duration
         assert criteria is not None and top is not None, "resolved by iec62301_measurement"
-        meter = self.bench.get(m.signal.device)
         if not isinstance(meter, ConditionMeter):
             raise ConfigError(
                 f"{m.signal.device} cannot take IEC 62301 samples (its driver does not "

@@ -310,7 +310,8 @@ class PlanRunner:
 
     def _measure(self, m: Measurement, rec: StepRecord) -> float:
         if m.method == "iec62301":
-            return Iec62301Run(self.bench, self._sleep, self._folder).run(m, rec)
+            run = Iec62301Run(self.scale, self._sleep, self._folder)
+            return run.run(m, rec, self.bench.get(m.signal.device))
         driver = self.bench.get(m.signal.device)
         if m.settle:
             self._sleep(m.settle * self.scale)

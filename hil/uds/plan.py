@@ -7,6 +7,9 @@ the capture time of the response that showed it:
   positive 0x11, or the value of DID F186 (active session) when read.
 * ``uds.last_nrc`` — 0 for each positive response, else its NRC.
 * ``uds.dtc_count`` — the number of DTCs a positive 0x19 02 listed.
+* ``uds.dtc.<code>`` (``uds.dtc.P0AA600``: SAE code and failure type) — that
+  DTC's status byte in a positive 0x19 02 response, 0 when it was not listed.
+  A device type declares the codes it knows (``dtc_signals``).
 
 A negative response to an action is an observation, not an error (E10
 expects 0x35, 0x35, 0x36); no response at all raises ``DeviceTimeout``.
@@ -15,7 +18,7 @@ expects 0x35, 0x35, 0x36); no response at all raises ``DeviceTimeout``.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hil.bench.definition import SignalInfo, StimulusInfo
@@ -80,11 +83,55 @@ UDS_STIMULI: Mapping[str, StimulusInfo] = {
 }
 
 
+DTC_PREFIX = "uds.dtc."
+_DTC_LETTERS = "PCBU"
+
+
+def dtc_name(code: int) -> str:
+    """0x0AA600 → ``"P0AA600"`` (SAE J2012 letter, 4 digits, failure type)."""
+    letter = _DTC_LETTERS[(code >> 22) & 0x3]
+    return f"{letter}{(code >> 8) & 0x3FFF:04X}{code & 0xFF:02X}"
+
+
+def dtc_code(name: str) -> int | None:
+    """``"P0AA600"`` → 0x0AA600; ``None`` if ``name`` is not such a code."""
+    if len(name) != 7 or name[0] not in _DTC_LETTERS:
+        return None
+    try:
+        digits = int(name[1:5], 16)
+        failure = int(name[5:], 16)
+    except ValueError:
+        return None
+    if digits > 0x3FFF:
+        return None
+    return (_DTC_LETTERS.index(name[0]) << 22) | (digits << 8) | failure
+
+
+def dtc_signals(
+    codes: Iterable[int], descriptions: Mapping[int, str] | None = None
+) -> dict[str, SignalInfo]:
+    """``uds.dtc.<code>`` signals for the codes a device knows."""
+    out = {}
+    for code in codes:
+        name = DTC_PREFIX + dtc_name(code)
+        what = (descriptions or {}).get(code, "")
+        out[name] = SignalInfo(
+            name,
+            minimum=0,
+            maximum=255,
+            description=f"status byte of DTC 0x{code:06X} in the last 0x19 02 response "
+            f"(0 = not listed){': ' + what if what else ''}",
+        )
+    return out
+
+
 def is_uds(name: str) -> bool:
     return name.startswith("uds.") or name.startswith("uds_")
 
 
 def check_signal(device: str, signal: str) -> None:
+    if signal.startswith(DTC_PREFIX) and dtc_code(signal[len(DTC_PREFIX) :]) is not None:
+        return
     if signal not in UDS_SIGNALS:
         raise ConfigError(
             f"{device}: no signal {signal!r}; " + did_you_mean(signal, UDS_SIGNALS), device=device
@@ -108,9 +155,16 @@ def observe(ex: Exchange, signal: str) -> Any:
         if resp[:3] == b"\x62\xf1\x86" and len(resp) >= 4:
             return resp[3]
         return None
-    if signal == "uds.dtc_count" and resp[:2] == b"\x59\x02":
-        return (len(resp) - 3) // 4
-    return None
+    if resp[:2] != b"\x59\x02":
+        return None
+    records = [resp[i : i + 4] for i in range(3, len(resp) - 3, 4)]
+    if signal == "uds.dtc_count":
+        return len(records)
+    code = dtc_code(signal[len(DTC_PREFIX) :]) if signal.startswith(DTC_PREFIX) else None
+    if code is None:
+        return None
+    listed = {int.from_bytes(r[:3], "big"): r[3] for r in records}
+    return listed.get(code, 0)
 
 
 def samples(client: UdsClient | None, signal: str, since: float) -> list[Sample]:
@@ -130,7 +184,7 @@ def read(client: UdsClient, device: str, signal: str) -> Sample:
     check_signal(device, signal)
     if signal == "uds.session":
         client.read_did(p.DID_ACTIVE_SESSION)
-    elif signal == "uds.dtc_count":
+    elif signal == "uds.dtc_count" or signal.startswith(DTC_PREFIX):
         client.read_dtcs(0xFF)
     found = samples(client, signal, float("inf"))
     if not found:

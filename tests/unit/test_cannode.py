@@ -170,7 +170,8 @@ def test_definition_covers_extended_multiplexed_and_value_tables(db: Database) -
     assert set(d.stimuli) == {"HIL_Cmd"}
     cmd = d.stimuli["HIL_Cmd"]
     assert cmd.kind == "message"
-    assert set(cmd.fields) == {"Setpoint", "Enable"}  # counter and checksum are not plan fields
+    # counter and checksum are not plan fields; E2EFault injects a broken frame instead
+    assert set(cmd.fields) == {"Setpoint", "Enable", "E2EFault"}
     assert d.transport == "can"
 
 

@@ -67,15 +67,25 @@ def test_registered_and_named_as_plans_expect() -> None:
         "FAULT",
     }
     assert {"HIL_VehicleSim", "BODY_LockCmd"} <= set(d.stimuli)
-    assert {s for s in d.stimuli if not s.startswith("uds_")} == {"HIL_VehicleSim", "BODY_LockCmd"}
+    messages = {s for s, info in d.stimuli.items() if info.kind == "message"}
+    assert messages == {"HIL_VehicleSim", "BODY_LockCmd"}
+    inputs = {s for s, info in d.stimuli.items() if info.kind == "input"}
+    assert inputs == {
+        "isolation_kohm",
+        "cell_temp_max_c",
+        "cell_voltage_max_v",
+        "obc_overdraw_percent",
+        "bms_silent",
+    }
+    assert set(EvEmulator.INPUTS) == inputs
     sim = d.stimuli["HIL_VehicleSim"].fields
     assert (set(sim), sim["TargetSpeed"].unit, sim["Accel"].unit) == (
-        {"TargetSpeed", "Gear", "Accel", "HomeDistance"},
+        {"TargetSpeed", "Gear", "Accel", "HomeDistance", "HvRequest"},
         "km/h",
         "m/s²",
     )
     lock = d.stimuli["BODY_LockCmd"].fields
-    assert set(lock) == {"LockRequest", "Source"}
+    assert set(lock) == {"LockRequest", "Source", "E2EFault"}
     assert set(lock["Source"].choices) == {"KEY", "PHONE", "APP", "INTERIOR"}
     assert set(DEVICE_TYPE.defects) == set(EvEmulator.DEFECTS)
 
@@ -130,7 +140,8 @@ def test_drive_ramps_speed_and_auto_locks_within_one_tick(ev: Car) -> None:
     assert 0.15 < crossed.t - t0 < 0.5
     top = driver.wait_for("DRIVE_Status.VehicleSpeed", at_least(30), 2.0)
     assert top.value == pytest.approx(30, abs=0.08)
-    assert driver.read("BMS_Status.PackCurrent").value > 5.0
+    # current flows once the contactors have closed (precharge, about 0.3 s after power-on)
+    driver.wait_for("BMS_Status.PackCurrent", lambda a: a > 5.0, 1.0)
     assert emu.state()["locks"] == dict.fromkeys(("FL", "FR", "RL", "RR"), "LOCKED")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 import time
@@ -16,11 +17,14 @@ from pyvisa_py.tcpip import TCPIPSocketSession
 from devices.power_analyzer import DEVICE_TYPE
 from devices.power_analyzer.driver import PowerAnalyzerDriver
 from devices.power_analyzer.emulator import PowerAnalyzerEmulator
+from hil.bench.bench import open_bench
 from hil.bench.driver import Driver, PowerMeter
+from hil.bench.loader import load_bench
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
-from hil.emulation.physics import ElectricalState
+from hil.emulation.physics import HOUSEHOLD, ElectricalState, HouseholdFeed, wired
 from hil.errors import (
+    BenchError,
     ConfigError,
     DeviceLost,
     DeviceTimeout,
@@ -358,3 +362,120 @@ def test_defect_no_error_queue(make_bench: MakeBench) -> None:
     driver.write(":BOGUS")
     assert driver.errors() == []
     assert emu.state()["errors"] == [(-113, "Undefined header")]  # it knew, and never said
+
+
+# --- settings read back, voltage ranges, supply quality, elements ---------------------------
+
+
+def test_settings_read_back_as_signals(make_bench: MakeBench) -> None:
+    _, _, driver = make_bench(source=StandbyLoad())
+    assert driver.read("CURRENT_AUTO").value == 0  # the driver fixed the range
+    assert driver.read("CREST_FACTOR").value == 6
+    assert driver.read("CURRENT_RANGE").value == 10.0
+    assert (driver.read("VOLTAGE_AUTO").value, driver.read("VOLTAGE_RANGE").value) == (0, 300.0)
+    driver.stimulate("voltage_range", {"value": 150})
+    assert driver.read("VOLTAGE_RANGE").value == 150.0
+    assert driver.definition.signals["CURRENT_AUTO"].label(0.0) == "OFF"
+    assert [s.value for s in driver.samples("CREST_FACTOR", 0.0)] == [6]
+    driver.stimulate("voltage_range", {"value": 0})
+    assert driver.read("VOLTAGE_AUTO").value == 1
+    with pytest.raises(ProtocolError, match="-222"):
+        driver.stimulate("voltage_range", {"value": 100})
+
+
+def test_a_too_small_voltage_range_reads_over_range(make_bench: MakeBench) -> None:
+    _, _, driver = make_bench(source=StandbyLoad(), settings={"voltage_range": 150})
+    wait_for(lambda: driver.read("U").value == float("inf"))
+    assert driver.read("CFU").value == float("inf")
+
+
+def test_supply_inputs_reach_the_readings_and_the_conditions(make_bench: MakeBench) -> None:
+    emu, _, driver = make_bench(source=StandbyLoad())
+    for name, value in (("supply_hz", 50.6), ("supply_thd", 3.0), ("supply_crest_factor", 1.6)):
+        emu.set_input(name, value)
+    wait_for(lambda: driver.read("UTHD").value > 2.5)
+    s = driver.read_conditions("P")
+    assert s.frequency_hz == pytest.approx(50.6, abs=0.02)
+    assert s.voltage_crest_factor == pytest.approx(1.6, abs=0.02)
+    assert s.voltage_thd_percent == pytest.approx(3.0, abs=0.1)
+    assert s.power_w == pytest.approx(STANDBY_W, abs=0.01)
+    assert emu.state()["supply"]["crest_factor"] == 1.6
+    with pytest.raises(ConfigError, match="active power signal \\(P\\), not 'U'"):
+        driver.read_conditions("U")
+    assert driver.power_uncertainty(0.3) == pytest.approx(0.01)
+
+
+def test_three_elements_measure_their_own_feeds(make_bench: MakeBench) -> None:
+    plug, oven = StandbyLoad(0.31), StandbyLoad(0.72, pf=0.5)
+    emu = PowerAnalyzerEmulator(
+        "pa", sources={1: plug, 3: oven}, settings={"elements": 3, "seed": 1}
+    )
+    with emu, VisaTransport("pa", resource=emu.endpoint["resource"]) as transport:
+        definition = DEVICE_TYPE.definition({"elements": 3})
+        assert {"P", "P2", "P3", "UTHD3"} <= set(definition.signals)
+        driver = PowerAnalyzerDriver("pa", transport, definition, {"elements": 3})
+        assert driver.identity()["model"] == "WT333"
+        values = driver.measure()
+        assert values["P"] == pytest.approx(0.31, abs=0.01)
+        assert values["P2"] == 0.0  # nothing wired to element 2
+        assert values["P3"] == pytest.approx(0.72, abs=0.01)
+        assert driver.read_conditions("P3").power_factor == pytest.approx(0.5, abs=0.02)
+        assert driver.query(":NUMeric:NORMal:ITEM15?") == "P,2"
+        driver.write(":NUMeric:NORMal:ITEM1 U,4")
+        assert driver.errors() == [(-222, "Data out of range")]  # no fourth element
+
+
+def test_household_feed_sums_every_power_source_on_the_bench() -> None:
+    bench = {"plug": StandbyLoad(0.3, pf=0.3), "tv": StandbyLoad(40.0, pf=1.0), "x": object()}
+    feed = HouseholdFeed(bench)
+    st = feed.electrical_state(230.0)
+    assert st.power_w == pytest.approx(40.3)
+    q = 0.3 * math.tan(math.acos(0.3))  # only the plug draws reactive power
+    assert st.current_a == pytest.approx(math.hypot(40.3, q) / 230.0)
+    assert st.power_factor == pytest.approx(40.3 / math.hypot(40.3, q))
+    bench["oven"] = StandbyLoad(0.4)  # a device opened later counts too
+    assert feed.electrical_state(230.0).power_w == pytest.approx(40.7)
+    assert feed.electrical_state(0.0).power_w == 0.0
+    assert wired(HOUSEHOLD, {}).name == HOUSEHOLD
+
+
+def test_household_wiring_on_a_bench(tmp_path: Path) -> None:
+    text = (
+        "spec: 1\nid: h\ntime_scale: 0.1\ndevices:\n"
+        "  plug: {type: smart_plug, emulated: true, serial: {port: auto}}\n"
+        "  pa:\n    type: power_analyzer\n    emulated: true\n"
+        "    visa: {resource: auto, backend: '@py'}\n"
+        "    settings: {elements: 2}\n    wiring: {1: plug, 2: household}\n"
+    )
+    (tmp_path / "b.yaml").write_text(text)
+    with open_bench(tmp_path / "b.yaml") as bench:
+        pa = bench.get("pa")
+        assert isinstance(pa, PowerAnalyzerDriver)
+        wait_for(lambda: pa.read("P2").value > 0.2)
+        values = pa.measure()
+        assert values["P2"] == pytest.approx(values["P"], abs=0.01)  # the plug is all there is
+
+
+def test_wiring_more_channels_than_elements_is_a_located_bench_error(tmp_path: Path) -> None:
+    text = (
+        "spec: 1\nid: h\ndevices:\n"
+        "  pa:\n    type: power_analyzer\n    emulated: true\n"
+        "    visa: {resource: auto}\n    settings: {elements: 4}\n"
+    )
+    (tmp_path / "b.yaml").write_text(text)
+    with pytest.raises(BenchError, match=r"b.yaml:\d+.*elements must be one of \[1, 2, 3\]"):
+        load_bench(tmp_path / "b.yaml").definitions()
+
+
+def test_defect_auto_range_only(make_bench: MakeBench) -> None:
+    emu, transport, driver = make_bench("auto_range_only", source=StandbyLoad())
+    assert driver.errors() == []  # AUTO OFF and RANGe 10 were acknowledged…
+    assert emu.state()["current_auto"] is True  # …and ignored
+    assert driver.read("CURRENT_AUTO").value == 1  # which the readback shows
+    wait_for(lambda: emu.state()["current_range"] == 0.005)  # ranged down to the 4.5 mA
+
+
+def test_defect_no_thd(make_bench: MakeBench) -> None:
+    _, _, driver = make_bench("no_thd", source=StandbyLoad())
+    assert math.isnan(driver.read("UTHD").value)
+    assert math.isnan(driver.read_conditions("P").voltage_thd_percent)

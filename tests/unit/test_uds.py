@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from devices.ev import DEVICE_TYPE, EvDriver, EvEmulator
+from devices.ev.diagnostics import DTC_LOCKCMD_CHECKSUM, DTC_LOCKCMD_COUNTER
 from devices.ev.driver import uds_ids
-from devices.ev.emulator import DTC_LOCKCMD_CHECKSUM, DTC_LOCKCMD_COUNTER
 from hil.errors import ConfigError, DeviceTimeout, ProtocolError
 from hil.uds import compute_key
 from hil.uds.client import UdsClient

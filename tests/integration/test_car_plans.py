@@ -1,0 +1,92 @@
+"""The car's battery, charging and communication plans (E3–E9, E11, E12) on the
+emulated bench: each passes on the healthy bench and FAILS, at the right step
+and for the right reason, with the matching defect injected. The car's inlet
+is wired to the wallbox on that bench (``ev: wiring: {inlet: charger}``), so
+the charging plans run the real control-pilot physics between the two."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_SAFETY
+from hil.report.record import Status
+from tests.conftest import PLANS
+from tests.plan_runs import run_plan
+
+SAFETY = PLANS / "safety"
+E3 = SAFETY / "E3-isolation-fault.yaml"
+E7 = SAFETY / "E7-cell-over-temperature.yaml"
+E8 = SAFETY / "E8-cell-over-voltage.yaml"
+E9 = SAFETY / "E9-precharge.yaml"
+HEALTHY = {"E3": E3, "E7": E7, "E8": E8, "E9": E9}
+
+
+@pytest.mark.parametrize("plan", list(HEALTHY.values()), ids=list(HEALTHY))
+def test_plan_passes_on_healthy_bench(plan: Path, tmp_path: Path) -> None:
+    record = run_plan(plan, [], tmp_path)
+    assert record.status is Status.PASSED, record.reason
+    assert all(s.status is Status.PASSED for s in record.steps)
+
+
+DEFECTS = [
+    pytest.param(
+        E3,
+        "ev:no_isolation_monitor",
+        "fault-flagged",
+        CATEGORY_DEADLINE,
+        "ev.BMS_Safety.IsolationFault",
+        id="E3-no-isolation-monitor",
+    ),
+    pytest.param(
+        E7,
+        "ev:no_thermal_derate",
+        "derates",
+        CATEGORY_DEADLINE,
+        "observed ev.BMS_Safety.ThermalState = NORMAL at the deadline",
+        id="E7-no-thermal-derate",
+    ),
+    pytest.param(
+        E8,
+        "ev:no_overvoltage_stop",
+        "charge-request-zero",
+        CATEGORY_DEADLINE,
+        "ev.BMS_Safety.ChargeRequest",
+        id="E8-no-overvoltage-stop",
+    ),
+    pytest.param(
+        E9,
+        "ev:closes_without_precharge",
+        "precharge-starts",
+        CATEGORY_DEADLINE,
+        "PRECHARGE",
+        id="E9-closes-without-precharge",
+    ),
+]
+
+
+@pytest.mark.parametrize(("plan", "defect", "step", "category", "words"), DEFECTS)
+def test_plan_fails_on_matching_defect(
+    plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
+) -> None:
+    record = run_plan(plan, [defect], tmp_path)
+    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
+    assert record.category == category, record.reason
+    assert f"step {step} " in record.reason, record.reason
+    assert words in record.reason, record.reason
+    failed = [s for s in record.steps if s.status is Status.FAILED and s.section != "teardown"]
+    assert [s.id for s in failed] == [step]
+    teardown = [s for s in record.steps if s.section == "teardown"]
+    assert teardown
+    for s in teardown:  # teardown ran; it fails only where it reports an invariant violation
+        assert s.status is Status.PASSED or s.observed.get("category") == CATEGORY_SAFETY, s
+
+
+def test_e9_reports_the_contactors_closing_on_an_uncharged_link(tmp_path: Path) -> None:
+    """Besides the missing PRECHARGE state, the invariant catches the close itself."""
+    record = run_plan(E9, ["ev:closes_without_precharge"], tmp_path)
+    violations = [s for s in record.steps if s.observed.get("category") == CATEGORY_SAFETY]
+    assert len(violations) == 1
+    assert "closes-only-when-precharged" in violations[0].message
+    assert "ev.BMS_Status.ContactorState = CLOSED" in violations[0].message
