@@ -34,6 +34,7 @@ DOOR = "oven.door"
 FAULT = "oven.fault"
 POLICY = "home.remote-preheat-policy"
 OCCUPANCY = "home.occupancy"
+POWER = "power-consumption.electric-power"
 
 # wire values, as in spec.yaml
 MODE_OFF, MODE_PREHEAT, MODE_KEEP_WARM = 0, 1, 4
@@ -91,6 +92,7 @@ class OvenEmulator(MiotMcuEmulator):
         self.display = self.has("display_stays_on")
         self.network = False
         self.heating_w = float(s.get("heating_w", 2500.0))
+        self.nominal_v = float(s.get("nominal_v", 230.0))
         self.heat_rate = float(s.get("heat_rate_c_per_s", 1.0))
         self.cool_rate = float(s.get("cool_rate_c_per_s", 0.1))
         self.ambient_c = float(s.get("ambient_c", 23.0))
@@ -329,6 +331,8 @@ class OvenEmulator(MiotMcuEmulator):
             self._temp = max(self.ambient_c, self._temp - self.cool_rate * dt)
         if self._mains:  # a dead MCU measures nothing
             self._report_temperature()
+            # the oven meters its own draw at the nominal voltage (the hub sums it)
+            self.update(POWER, round(self.electrical_state(self.nominal_v).power_w, 1))
 
     def _report_temperature(self) -> None:
         # rounded to the sensor's resolution so a steady cavity is not re-reported

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from hil.plan.runner import CATEGORY_DEADLINE
+from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_SAFETY
 from hil.report.record import Status
 from tests.conftest import PLANS
 from tests.plan_runs import run_plan
 
 X2 = PLANS / "interop" / "X2-welcome-home.yaml"
+X3 = PLANS / "interop" / "X3-household-current-limit.yaml"
 
 
-@pytest.mark.parametrize("plan", [X2], ids=["X2"])
+@pytest.mark.parametrize("plan", [X2, X3], ids=["X2", "X3"])
 def test_plan_passes_with_the_live_hub(plan: Path, tmp_path: Path) -> None:
     record = run_plan(plan, [], tmp_path)
     assert record.status is Status.PASSED, record.reason
@@ -33,8 +34,15 @@ def test_plan_passes_with_the_live_hub(plan: Path, tmp_path: Path) -> None:
             CATEGORY_DEADLINE,
             "expected lights.light.on = True and air_conditioner.air-conditioner.on = True",
         ),
+        (
+            X3,
+            "hub:ignores_household_limit",
+            "back-under-limit",
+            CATEGORY_DEADLINE,
+            "observed charger.EVSE_Status.MeasuredCurrent = 32 A at the deadline",
+        ),
     ],
-    ids=["X2-no-welcome"],
+    ids=["X2-no-welcome", "X3-ignores-limit"],
 )
 def test_plan_fails_on_hub_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
@@ -48,3 +56,14 @@ def test_plan_fails_on_hub_defect(
     assert [s.id for s in failed] == [step]
     teardown = [s for s in record.steps if s.section == "teardown"]
     assert teardown and all(s.status is Status.PASSED for s in teardown)
+
+
+def test_x3_fails_when_the_hub_sends_a_limit_below_6_a(tmp_path: Path) -> None:
+    record = run_plan(X3, ["hub:sheds_below_minimum"], tmp_path)
+    assert record.status is Status.FAILED, f"sheds_below_minimum was not caught: {record.reason}"
+    assert record.category == CATEGORY_DEADLINE
+    assert "step pauses " in record.reason
+    assert "observed charger.HUB_ChargeLimit.CurrentLimit = 4.1 A" in record.reason
+    # the invariant saw the forbidden limit on the wire too
+    violations = [s for s in record.steps if "invariant never-below-minimum" in s.message]
+    assert violations and violations[0].observed["category"] == CATEGORY_SAFETY
