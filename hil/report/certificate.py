@@ -252,6 +252,8 @@ def verdict(
     gaps += [f"{m} has no result (not run, or the run was cut short)" for m in missing]
     gaps += [f"{row.requirement} is not covered by any plan" for row in rows if not row.plans]
     gaps += [f"{r.plan_id}{r.instance} is {r.status}" for r in results if r.status != "passed"]
+    if not checks:
+        gaps.append("no canary runs: the tool's ability to catch defects is not shown")
     gaps += [
         f"canary {c.plan_id} with {', '.join(c.defects)} was not caught ({c.status})"
         for c in checks

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from hil.bench.loader import load_bench
@@ -29,6 +30,8 @@ from hil.report.commands import (
 from hil.report.manifest import load_private_key, seal
 from hil.report.record import read_records
 from hil.report.summary import summarize
+
+HISTORY = "allure-history"  # the trend data Allure carries from one run to the next
 
 
 def _pytest(args: argparse.Namespace, reports: Path) -> int:
@@ -55,28 +58,38 @@ def _pytest(args: argparse.Namespace, reports: Path) -> int:
 
 
 def _allure(args: argparse.Namespace, reports: Path) -> str | None:
-    """The single-file Allure report, with the previous report's history carried over."""
+    """The single-file Allure report, with the trend of earlier runs.
+
+    A single-file report keeps no ``history/`` of its own, so a second, plain
+    generation extracts it into ``allure-history/``, which the next run feeds
+    back into its results: Allure then shows trends across runs.
+    """
     results, html = reports / "allure-results", reports / "allure-report"
+    history = reports / HISTORY
     allure = args.allure or shutil.which("allure")
-    if not allure:
+    if not allure or not Path(allure).exists():
         print("hil: the Allure command line was not found; no HTML report", file=sys.stderr)
         return None
     if not results.is_dir():
         return None
-    if (html / "history").is_dir():
-        shutil.copytree(html / "history", results / "history", dirs_exist_ok=True)
+    if history.is_dir():
+        shutil.copytree(history, results / "history", dirs_exist_ok=True)
     env = dict(os.environ, ALLURE_NO_ANALYTICS="true")
-    gen = subprocess.run(
-        [allure, "generate", "--single-file", "--clean", "-o", str(html), str(results)],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if gen.returncode == 0 and (html / "index.html").is_file():
-        return str(html / "index.html")
-    print(f"hil: allure generate failed:\n{gen.stdout}{gen.stderr}", file=sys.stderr)
-    return None
+
+    def generate(*extra: str, out: Path) -> subprocess.CompletedProcess[str]:
+        cmd = [allure, "generate", *extra, "--clean", "-o", str(out), str(results)]
+        return subprocess.run(cmd, env=env, check=False, capture_output=True, text=True)
+
+    gen = generate("--single-file", out=html)
+    if gen.returncode != 0 or not (html / "index.html").is_file():
+        print(f"hil: allure generate failed:\n{gen.stdout}{gen.stderr}", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory(prefix="hil-allure-") as scratch:
+        plain = generate(out=Path(scratch) / "report")
+        if plain.returncode == 0 and (Path(scratch) / "report" / "history").is_dir():
+            shutil.rmtree(history, ignore_errors=True)
+            shutil.copytree(Path(scratch) / "report" / "history", history)
+    return str(html / "index.html")
 
 
 def certify(args: argparse.Namespace) -> int:

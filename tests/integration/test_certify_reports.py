@@ -140,6 +140,8 @@ def certified(lab: Lab) -> Path:
     assert "certificate HIL-certify-test-bench-" in proc.stdout
     assert ": CERTIFIED" in proc.stdout, proc.stdout
     assert "canary 1/1: A1 with smart_plug:no_overcurrent_trip: caught" in proc.stdout
+    trend = json.loads((reports / "allure-history" / "history-trend.json").read_text())
+    assert trend[0]["data"]["passed"] == 2  # the next run's report shows it as a trend
     return reports
 
 

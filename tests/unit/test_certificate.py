@@ -15,7 +15,7 @@ from hil.report.canary import load_canaries
 from hil.report.certificate import CanaryExpectation, Signing, build
 from hil.report.certificate_html import plots_from_records, render
 from hil.report.certificate_model import Certificate, schema_text
-from hil.report.commands import write_certificate
+from hil.report.commands import merge, write_certificate
 from hil.report.manifest import keygen, verify
 from hil.report.record import (
     MeasurementRecord,
@@ -297,3 +297,33 @@ def test_write_certificate_seals_and_tampering_is_caught(
     assert not check.ok
     assert check.changed == [f"hil-results/{record_file.name}"]
     assert len(read_records(results / "hil-results")) == 2
+
+
+def test_no_canary_runs_leave_tool_confidence_unshown(bench: LoadedBench, tmp_path: Path) -> None:
+    records = [json.loads(json.dumps(r.to_json(), default=str)) for r in healthy()]
+    cert = build(
+        bench=bench,
+        records=records,
+        canary_records=[],
+        expected_canaries=[],
+        requirements=REQS,
+        root=tmp_path,
+        signing=SIGNING,
+    )
+    assert cert.verdict.value == "INCOMPLETE"
+    assert "no canary runs" in cert.verdict.reason
+
+
+def test_merge_combines_result_sets_and_refuses_conflicts(tmp_path: Path) -> None:
+    first, second, merged = tmp_path / "job1", tmp_path / "job2", tmp_path / "merged"
+    write_record(healthy()[0], first / "hil-results")
+    write_record(healthy()[1], second / "hil-results")
+    write_record(canary_caught(), second / "canaries")
+    assert merge(merged, [first, second]) == 3
+    assert {r["plan_id"] for r in read_records(merged / "hil-results")} == {"A1", "N1"}
+    assert len(read_records(merged / "canaries")) == 1
+    assert merge(merged, [first]) == 1  # the same file again is harmless
+    clash = sorted((first / "hil-results").glob("*.json"))[0]
+    clash.write_text(clash.read_text().replace('"passed"', '"failed"', 1))
+    with pytest.raises(ConfigError, match="already merged"):
+        merge(merged, [first])
