@@ -1,4 +1,4 @@
-"""WT310-style single-element power analyzer over VISA/SCPI (IEC 62301 standby power)."""
+"""WT300-series power analyzer (1 to 3 elements) over VISA/SCPI (IEC 62301 standby power)."""
 
 from devices.power_analyzer.definition import TYPE_NAME, definition
 from devices.power_analyzer.driver import PowerAnalyzerDriver
@@ -14,8 +14,8 @@ DEVICE_TYPE = DeviceType(
     driver=create_driver,
     emulator=create_emulator,
     defects=PowerAnalyzerEmulator.DEFECTS,
-    description="Yokogawa WT310-style power analyzer (SCPI over VISA): U, I, P, power factor, "
-    "crest factors and integrated energy for standby-power measurements",
+    description="Yokogawa WT300-series power analyzer, 1 to 3 elements (SCPI over VISA): U, I, P, "
+    "power factor, crest factors, THD and integrated energy for IEC 62301 standby power",
 )
 
 __all__ = ["DEVICE_TYPE", "PowerAnalyzerDriver", "PowerAnalyzerEmulator"]
