@@ -4,7 +4,9 @@ power drifts in plan time, to show settling, extension and the unstable bound.""
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -32,6 +34,7 @@ from hil.measure.iec62301 import (
 from hil.measure.limits import Limit, Outcome
 from hil.plan.iec62301 import Iec62301Run
 from hil.plan.loader import load_plan
+from hil.plan.progress import MeasurementProgress
 from hil.plan.resolve import resolve_plan
 from hil.plan.resolved import Measurement, SignalRef
 from hil.plan.verdicts import CATEGORY_INVALID, CATEGORY_LIMIT, MeasurementInvalid, StepFailed
@@ -290,3 +293,30 @@ def test_a_bad_supply_stops_the_run_at_once_as_invalid(sample_run: Any) -> None:
     assert "supply voltage 240.00 V" in invalid.message
     assert time.monotonic() - start < 1.5  # not after the whole period
     assert rec.measurement.outcome == "invalid" and len(rec.measurement.samples) == 1
+
+
+# --- the progress bar ------------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    captured = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", captured)
+    with MeasurementProgress("IEC 62301 pa.P", 900.0, 90.0) as bar:
+        bar.update(300.0, 900.0, "slope +1.0 mW/h")
+    assert captured.getvalue() == ""  # captured output never holds the bar
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with MeasurementProgress("IEC 62301 pa.P", 900.0, 90.0) as bar:
+        bar.update(300.0, 900.0, "slope +1.0 mW/h")
+    drawn = terminal.getvalue()
+    assert "10:00 left (plan time)" in drawn and "slope +1.0 mW/h" in drawn
+    short = _Terminal()
+    monkeypatch.setattr(sys, "stderr", short)
+    with MeasurementProgress("IEC 62301 pa.P", 10.0, 1.0) as bar:  # 1 s of wall time
+        bar.update(5.0, 10.0, "x")
+    assert short.getvalue() == ""
