@@ -108,7 +108,7 @@ def run_emulate(args: argparse.Namespace) -> int:
             "gateway": f"{gateway.host}:{gateway.port}" if gateway is not None else None,
         }
         human = [_describe(name, entry) for name, entry in entries.items()]
-        return "\n".join([json.dumps(line), *human, "hil emulate: Ctrl-C to stop"])
+        return "\n".join([json.dumps(line, default=str), *human, "hil emulate: Ctrl-C to stop"])
 
     with _until_signalled() as stop:
         return _serve(host, stop, ready)
