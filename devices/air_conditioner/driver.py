@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from hil.errors import ConfigError, did_you_mean
-from hil.miot.module import MiotModuleDriver
+from hil.miot.acceptance import AcceptanceModuleDriver
 
 
-class AirConditionerDriver(MiotModuleDriver):
+class AirConditionerDriver(AcceptanceModuleDriver):
     """``ac.turn_on("cool", 24)``, ``ac.room_temperature_c``, ``ac.mode`` on top of get/set."""
 
     def choice(self, signal: str, name: str) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from hil.errors import ConfigError, did_you_mean
-from hil.miot.module import MiotModuleDriver
+from hil.miot.acceptance import AcceptanceModuleDriver
 
 
-class CoffeeMakerDriver(MiotModuleDriver):
+class CoffeeMakerDriver(AcceptanceModuleDriver):
     """``coffee.brew("lungo")``, ``coffee.status``, ``coffee.water_level`` on top of get/set."""
 
     def brew(self, recipe: str) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hil.miot.module import MiotModuleDriver
+from hil.miot.acceptance import AcceptanceModuleDriver
 
 
-class FridgeDriver(MiotModuleDriver):
+class FridgeDriver(AcceptanceModuleDriver):
     """``fridge.door_open``, ``fridge.alarm_times(since)``, ``fridge.temperature_c``."""
 
     @property

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from hil.errors import ConfigError, did_you_mean
-from hil.miot.module import MiotModuleDriver
+from hil.miot.acceptance import AcceptanceModuleDriver
 
 
-class LightsDriver(MiotModuleDriver):
+class LightsDriver(AcceptanceModuleDriver):
     """``light.turn_on(brightness=60)``, ``light.apply_scene("relax")``, ``light.is_on``."""
 
     def turn_on(self, brightness: int | None = None, color_temperature: int | None = None) -> None:

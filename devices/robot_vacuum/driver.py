@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hil.miot.module import MiotModuleDriver
+from hil.miot.acceptance import AcceptanceModuleDriver
 
 
-class RobotVacuumDriver(MiotModuleDriver):
+class RobotVacuumDriver(AcceptanceModuleDriver):
     """``vacuum.start_sweep()``, ``vacuum.dock()``, ``vacuum.status``, ``vacuum.on_dock``."""
 
     def start_sweep(self) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from hil.miot.module import MiotModuleDriver
+from hil.miot.acceptance import AcceptanceModuleDriver
 
 
-class SmartPlugDriver(MiotModuleDriver):
+class SmartPlugDriver(AcceptanceModuleDriver):
     """``plug.switch(True)``, ``plug.is_on``, ``plug.power_w`` on top of get/set."""
 
     @property

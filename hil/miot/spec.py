@@ -6,6 +6,8 @@ the ``DeviceDefinition`` plans are validated against: properties become
 signals ``"service.property"``, events become bool signals
 ``"service.event"``, writable properties and actions become stimuli, and
 the ``serial_link`` wire fault every MIoT appliance has is a bench input.
+Every device also has the link's ``miot.*`` audit signals and probes
+(hil/miot/audit.py), served by ``AcceptanceModuleDriver``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hil.bench.definition import DeviceDefinition, SignalInfo, StimulusInfo
 from hil.errors import ConfigError, DefinitionError, did_you_mean
+from hil.miot.audit import AUDIT_SIGNALS, LINK_SERVICE, PROBES
 from hil.miot.codec import Value, is_int
 from hil.miot.wire import WIRE_INPUT_INFO
 from hil.yamlio import check_spec, load_file, validate
@@ -206,6 +209,10 @@ class MiotSpec(_Strict):
         ):
             if len(set(keys)) != len(keys):
                 raise ValueError(f"duplicate {what}")
+        if any(s.name == LINK_SERVICE for s in self.services):
+            raise ValueError(
+                f"service name {LINK_SERVICE!r} is reserved for the link's audit signals"
+            )
         return self
 
     # lookups by wire ids and by plan names
@@ -265,6 +272,8 @@ class MiotSpec(_Strict):
                 stimuli[name] = StimulusInfo(
                     name, "property", {"value": prop.signal(name)}, prop.description
                 )
+        signals.update(AUDIT_SIGNALS)
+        stimuli.update(PROBES)
         for service, event in self.iter_events():
             name = f"{service.name}.{event.name}"
             signals[name] = SignalInfo(

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from hil.plan.runner import CATEGORY_DEADLINE
+from hil.plan.runner import CATEGORY_CONDITION, CATEGORY_DEADLINE
 from hil.report.record import PlanRecord, Status
 from tests.conftest import PLANS
 from tests.plan_runs import run_plan
 
 A4 = PLANS / "safety" / "A4-link-fault.yaml"
 A5 = PLANS / "safety" / "A5-welded-relay.yaml"
+M1 = PLANS / "acceptance" / "M1-miot-acceptance.yaml"
 
 FAULTS = ["silent", "garbled"]  # A4's matrix, in file order
 
@@ -70,3 +71,49 @@ def test_a5_fails_when_the_plug_does_not_detect_the_weld(tmp_path: Path) -> None
         CATEGORY_DEADLINE,
         "expected smart_plug.switch.fault = welded-relay within 1000 ms",
     )
+
+
+def test_m1_miot_acceptance_passes_on_the_healthy_plug(tmp_path: Path) -> None:
+    record = run_plan(M1, [], tmp_path)
+    assert_passed(record)
+    # the probes' answers were judged, not a stale value from before them
+    for probe, judged in [
+        ("unknown-method", "unknown-method-error"),
+        ("read-only-write", "read-only-refused"),
+        ("out-of-range-write", "out-of-range-refused"),
+    ]:
+        sent = next(s for s in record.steps if s.id == probe).observed["t"]
+        judge = next(s for s in record.steps if s.id == judged)
+        assert judge.status is Status.PASSED
+        assert judge.started >= sent
+
+
+@pytest.mark.parametrize(
+    ("defect", "step", "category", "words"),
+    [
+        (
+            "smart_plug:slow_poll",
+            "polling",
+            CATEGORY_CONDITION,
+            "observed smart_plug.miot.poll-period = 0.4",
+        ),
+        (
+            "smart_plug:report_flood",
+            "report-rate",
+            CATEGORY_CONDITION,
+            "observed smart_plug.miot.report-interval = 0.",
+        ),
+        (
+            "smart_plug:bad_error_code",
+            "unknown-method-error",
+            CATEGORY_DEADLINE,
+            "observed smart_plug.miot.unknown-method-code = -4003",
+        ),
+    ],
+    ids=["slow-poll", "report-flood", "bad-error-code"],
+)
+def test_m1_fails_on_each_protocol_defect(
+    defect: str, step: str, category: str, words: str, tmp_path: Path
+) -> None:
+    record = run_plan(M1, [defect], tmp_path)
+    assert_failed_at(record, step, category, words)

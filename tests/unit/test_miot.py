@@ -7,6 +7,7 @@ driven line by line.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,8 +17,16 @@ from typing import Any
 import pytest
 
 from hil.emulation.pty import PtyLink
-from hil.errors import ConfigError, DefinitionError, DeviceLost, DeviceTimeout, ProtocolError
+from hil.errors import (
+    ConfigError,
+    DefinitionError,
+    DeviceLost,
+    DeviceTimeout,
+    EmulatorError,
+    ProtocolError,
+)
 from hil.lifecycle import open_resources
+from hil.miot.acceptance import AcceptanceModuleDriver
 from hil.miot.codec import Bare, LineError, decode_line, encode_line
 from hil.miot.mcu import ActionRefused, MiotMcuEmulator
 from hil.miot.module import MiotModuleDriver
@@ -434,3 +443,166 @@ def test_evidence_and_lost_link(raw_mcu: tuple[PtyLink, MiotModuleDriver], tmp_p
     driver.transport.close()
     with pytest.raises(DeviceLost):
         driver.check_link()
+
+
+# ----- the link audit and the acceptance probes (plan M1)
+
+
+@pytest.fixture
+def audited(spec: MiotSpec) -> Iterator[tuple[Kettle, AcceptanceModuleDriver]]:
+    with (
+        Kettle("kettle", spec, settings={"poll_period_s": 0.1}) as emu,
+        SerialTransport("kettle", url=emu.endpoint["url"]) as transport,
+    ):
+        driver = AcceptanceModuleDriver(
+            "kettle", transport, spec.definition("kettle"), spec, rpc_timeout=2.0
+        )
+        try:
+            yield emu, driver
+        finally:
+            driver.close()
+
+
+def values(driver: MiotModuleDriver, signal: str, since: float = 0.0) -> list[Any]:
+    return [s.value for s in driver.samples(signal, since) if s.t >= since]
+
+
+def test_audit_derives_the_link_rules_from_the_transcript(
+    audited: tuple[Kettle, AcceptanceModuleDriver],
+) -> None:
+    emu, driver = audited
+    wait_for(lambda: emu.polls >= 6)
+    # boot lines captured before the driver attached are replayed
+    # (a boot line may be sent twice: the MCU retries until it is acknowledged)
+    assert set(values(driver, "miot.model-length")) == {len("acme.kettle.v1")}
+    assert set(values(driver, "miot.mcu-version-valid")) == {True}
+    assert driver.read("miot.poll-period").value == pytest.approx(0.1, abs=0.01)
+    since = time.time()
+    driver.get("kettle.target")
+    [answer] = values(driver, "miot.answer-time", since)
+    assert 0.0 <= answer < 0.2
+    driver.set("kettle.target", 60)
+    driver.set("kettle.target", 70)  # reported again only a second after the first report
+    wait_for(lambda: values(driver, "miot.report-interval", since), timeout=2.5)
+    assert min(values(driver, "miot.report-interval", since)) >= 1.0
+    for _ in range(4):
+        emu.emit("kettle.boiled", temperature=100.0)
+    wait_for(lambda: len(values(driver, "miot.event-rate", since)) == 4, timeout=3.0)
+    assert max(values(driver, "miot.event-rate", since)) <= 3
+    assert 0 < max(values(driver, "miot.line-length", since)) <= 512
+    with pytest.raises(ConfigError, match="no signal"):
+        driver.samples("miot.nope", 0.0)
+    with pytest.raises(ProtocolError, match="never observed"):
+        driver.read("miot.unknown-method-code")
+
+
+def test_probes_publish_the_mcu_answer_codes(
+    audited: tuple[Kettle, AcceptanceModuleDriver],
+) -> None:
+    emu, driver = audited
+    wait_for(lambda: emu.booted)
+    before = emu.value("kettle.target")
+    for probe, signal, code in [
+        ("miot.send-unknown-method", "miot.unknown-method-code", -5001),
+        ("miot.write-read-only", "miot.read-only-write-code", -4002),  # kettle.temperature
+        ("miot.write-out-of-range", "miot.out-of-range-code", -4005),  # kettle.target = 105
+    ]:
+        t = driver.stimulate(probe, {})
+        [sample] = [s for s in driver.samples(signal, t) if s.t >= t]
+        assert sample.value == code
+    assert emu.value("kettle.target") == before  # a refused write changed nothing
+    since = time.time()
+    driver.stimulate("miot.request-mcu-version", {})
+    assert values(driver, "miot.mcu-version-valid", since) == [True]
+    with pytest.raises(ConfigError, match="takes no arguments"):
+        driver.stimulate("miot.write-read-only", {"value": 1})
+
+
+def test_audit_catches_a_misbehaving_mcu(spec: MiotSpec) -> None:
+    link = PtyLink()
+    try:
+        with SerialTransport("raw", url=link.path) as transport:
+            driver = AcceptanceModuleDriver(
+                "raw", transport, spec.definition("kettle"), spec, rpc_timeout=0.3
+            )
+            try:
+                assert exchange(link, "model acme.kettle-with-a-long-name.v1") == "error"
+                assert exchange(link, "mcu_version 12") == "error"
+                assert values(driver, "miot.model-length") == [
+                    len("acme.kettle-with-a-long-name.v1")
+                ]
+                assert values(driver, "miot.mcu-version-valid") == [False]
+                for _ in range(4):
+                    assert exchange(link, "get_down") == "down none"
+                    time.sleep(0.4)
+                assert 0.4 <= driver.read("miot.poll-period").value < 0.5
+                # a downlink the MCU never answers counts with its age at the next poll
+                worker = threading.Thread(target=lambda: _ignore(driver.get, "kettle.target"))
+                worker.start()
+                wait_for(lambda: driver._queue)
+                assert exchange(link, "get_down") == "down get_properties 2 1"
+                worker.join(timeout=2.0)
+                time.sleep(0.35)  # past the RPC timeout counted from the down line
+                exchange(link, "get_down")
+                assert values(driver, "miot.answer-time")[-1] > 0.3
+                since = time.time()
+                for value in (1.0, 2.0):
+                    assert exchange(link, f"properties_changed 2 5 {value}") == "ok"
+                assert values(driver, "miot.report-interval", since)[0] < 0.5
+                for _ in range(4):
+                    assert exchange(link, "event_occured 2 1 5 100.0") == "ok"
+                assert values(driver, "miot.event-rate", since)[-1] == 4
+                exchange(link, "properties_changed 2 5 " + "1" * 600)
+                assert max(values(driver, "miot.line-length", since)) > 512
+            finally:
+                driver.close()
+    finally:
+        link.close()
+
+
+def _ignore(call: Callable[[str], object], arg: str) -> None:
+    with contextlib.suppress(DeviceTimeout):  # the point of the exercise
+        call(arg)
+
+
+def test_the_miot_service_name_is_reserved(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(SPEC_YAML.replace("name: kettle", "name: miot"))
+    with pytest.raises(DefinitionError, match="reserved"):
+        load_spec(path)
+
+
+# ----- the wire from the module (plan A4)
+
+
+def test_a_silent_or_garbled_wire_is_what_the_mcu_hears(
+    kettle: tuple[Kettle, MiotModuleDriver],
+) -> None:
+    emu, driver = kettle
+    assert driver.get("kettle.target") == 40
+    emu.set_input("serial_link", 1.0)  # silent: the downlink never arrives
+    with pytest.raises(DeviceTimeout, match="delivered but the MCU did not answer"):
+        driver.get("kettle.target")
+    emu.set_input("serial_link", 2.0)  # garbled: it arrives as noise
+    since = time.time()
+
+    def malformed() -> list[str]:
+        return [
+            r.data
+            for r in driver.transport.capture.records()
+            if r.t >= since and r.data.startswith('error "malformed')
+        ]
+
+    wait_for(malformed)  # each garbled "down none" is answered as a bad line
+    assert all(e.endswith(" -5003") for e in malformed())
+    emu.set_input("serial_link", 0.0)
+    assert driver.get("kettle.target") == 40
+    assert emu.state()["wire"] == 0
+    with pytest.raises(EmulatorError, match="serial_link must be one of"):
+        emu.set_input("serial_link", 3.0)
+    assert "serial_link" in Kettle.INPUTS
+    assert spec_input_kinds(emu.spec)["serial_link"] == "input"
+
+
+def spec_input_kinds(spec: MiotSpec) -> dict[str, str]:
+    return {n: s.kind for n, s in spec.definition("kettle").stimuli.items()}

@@ -1,0 +1,66 @@
+"""The person's plans on the emulated bench (A3 fridge door alarm on the phone):
+each passes on the healthy bench and FAILS, for the right reason, with the
+matching defect injected — in the fridge, or in the hub that forwards its alarm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_LIMIT
+from hil.report.record import Status
+from tests.conftest import PLANS
+from tests.plan_runs import run_plan
+
+A3 = PLANS / "safety" / "A3-fridge-door-alarm.yaml"
+
+
+@pytest.mark.parametrize("plan", [A3], ids=["A3"])
+def test_plan_passes_on_healthy_bench(plan: Path, tmp_path: Path) -> None:
+    record = run_plan(plan, [], tmp_path)
+    assert record.status is Status.PASSED, record.reason
+    assert all(s.status is Status.PASSED for s in record.steps)
+    assert record.evidence and all(Path(p).is_file() for p in record.evidence)
+
+
+@pytest.mark.parametrize(
+    ("plan", "defect", "step", "category", "words"),
+    [
+        (
+            A3,
+            "fridge:no_door_alarm",
+            "alarm-raised",
+            CATEGORY_DEADLINE,
+            "fridge.fridge.door-alarm = not seen at the deadline",
+        ),
+        (
+            A3,
+            "fridge:alarm_late",
+            "alarm-on-time",
+            CATEGORY_LIMIT,
+            "fridge.fridge.door-open-time last = 150 s, outside 115 s ≤ x ≤ 125 s",
+        ),
+        (
+            A3,
+            "hub:drops_door_alarm",
+            "phone-notified",
+            CATEGORY_DEADLINE,
+            "expected phone.notifications.count = 1 within 10000 ms",
+        ),
+    ],
+    ids=["A3-no-alarm", "A3-late", "A3-hub-drops"],
+)
+def test_plan_fails_on_matching_defect(
+    plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
+) -> None:
+    record = run_plan(plan, [defect], tmp_path)
+    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
+    assert record.category == category
+    assert f"step {step} " in record.reason
+    assert words in record.reason, record.reason
+    failed = [s for s in record.steps if s.status is Status.FAILED]
+    assert [s.id for s in failed] == [step]
+    # teardown still ran after the failure
+    teardown = [s for s in record.steps if s.section == "teardown"]
+    assert teardown and all(s.status is Status.PASSED for s in teardown)
