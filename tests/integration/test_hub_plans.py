@@ -15,9 +15,10 @@ from tests.plan_runs import run_plan
 
 X2 = PLANS / "interop" / "X2-welcome-home.yaml"
 X3 = PLANS / "interop" / "X3-household-current-limit.yaml"
+X5 = PLANS / "interop" / "X5-leaving-home.yaml"
 
 
-@pytest.mark.parametrize("plan", [X2, X3], ids=["X2", "X3"])
+@pytest.mark.parametrize("plan", [X2, X3, X5], ids=["X2", "X3", "X5"])
 def test_plan_passes_with_the_live_hub(plan: Path, tmp_path: Path) -> None:
     record = run_plan(plan, [], tmp_path)
     assert record.status is Status.PASSED, record.reason
@@ -41,8 +42,15 @@ def test_plan_passes_with_the_live_hub(plan: Path, tmp_path: Path) -> None:
             CATEGORY_DEADLINE,
             "observed charger.EVSE_Status.MeasuredCurrent = 32 A at the deadline",
         ),
+        (
+            X5,
+            "hub:no_leaving_notice",
+            "phone-notified",
+            CATEGORY_DEADLINE,
+            "observed phone.notifications.count = 0 at the deadline",
+        ),
     ],
-    ids=["X2-no-welcome", "X3-ignores-limit"],
+    ids=["X2-no-welcome", "X3-ignores-limit", "X5-no-notice"],
 )
 def test_plan_fails_on_hub_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
