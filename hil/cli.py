@@ -13,6 +13,7 @@ from hil.errors import HilError
 from hil.plan.tools import resolve_for_show, schema_text, show, validate_plans
 from hil.report.certify import add_certify_command
 from hil.report.commands import add_report_commands
+from hil.secrets import install_log_redaction
 
 
 def _plans_validate(args: argparse.Namespace) -> int:
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    install_log_redaction()
     try:
         rc: int = args.func(args)
     except HilError as err:

@@ -14,6 +14,7 @@ from hil.bench.links import check_links
 from hil.bench.registry import get_device_type
 from hil.emulation.physics import HOUSEHOLD
 from hil.errors import BenchError, HilError, did_you_mean
+from hil.secrets import resolve_tree
 from hil.yamlio import Locations, check_spec, load_file, validate
 
 
@@ -64,6 +65,8 @@ def load_bench(path: Path, defects: Iterable[str] = ()) -> LoadedBench:
     """Load and check ``path``; ``defects`` are ``device:defect`` overrides to inject."""
     data, locs = load_file(path, BenchError)
     check_spec(data, locs, SUPPORTED_SPEC, BenchError, "bench file")
+    # ${ENV:NAME} references: the values become secrets that every report masks
+    data = resolve_tree(data, lambda where, why: locs.error(BenchError, where, why))
     config = validate(BenchConfig, data, locs, BenchError)
     config = _with_defects(config, list(defects), locs)
     for name, dev in config.devices.items():

@@ -16,6 +16,7 @@ from hil.plan.tools import NOT_PLANS
 from hil.pytest_plugin.session import hil_session
 from hil.report.allure_writer import AllureObserver, attach_evidence, label_plan
 from hil.report.record import Status, write_record
+from hil.secrets import redact
 
 
 class PlanFailed(AssertionError):
@@ -75,13 +76,17 @@ class PlanItem(pytest.Item):
         label_plan(record, session.requirement_url, self.instance.plan.description)
         attach_evidence(record)
         if record.status is Status.SKIPPED:
-            pytest.skip(f"{record.plan_id}{record.instance}: {record.reason}")
+            pytest.skip(redact(f"{record.plan_id}{record.instance}: {record.reason}"))
         # the category in brackets is what Allure's categories.json matches on
         category = f" [{record.category}]" if record.category else ""
         if record.status is Status.FAILED:
-            raise PlanFailed(f"{record.plan_id}{record.instance} FAILED{category}: {record.reason}")
+            raise PlanFailed(
+                redact(f"{record.plan_id}{record.instance} FAILED{category}: {record.reason}")
+            )
         if record.status is Status.BROKEN:
-            raise PlanBroken(f"{record.plan_id}{record.instance} BROKEN{category}: {record.reason}")
+            raise PlanBroken(
+                redact(f"{record.plan_id}{record.instance} BROKEN{category}: {record.reason}")
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, PlanFailed | PlanBroken | HilError):

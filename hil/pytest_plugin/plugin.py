@@ -13,6 +13,7 @@ from hil.errors import HilError
 from hil.pytest_plugin.items import PlanFile, is_plan_file
 from hil.pytest_plugin.session import SESSION_KEY, HilSession, hil_session
 from hil.report import allure_files
+from hil.secrets import install_log_redaction
 
 DEFAULT_BENCH = "benches/emulated.yaml"
 ROOTS_KEY = pytest.StashKey[list[Path]]()
@@ -58,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    install_log_redaction()  # bench secrets never reach a log line, captured or not
     bench = config.getoption("hil_bench") or config.getini("hil_bench")
     results = config.getoption("hil_results")
     answers = config.getoption("hil_answers")

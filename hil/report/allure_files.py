@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hil
 from hil.bench.loader import LoadedBench
+from hil.secrets import redact
 
 # (name, the category word the plan items put in their failure message, status)
 CATEGORIES = (
@@ -83,7 +84,7 @@ def write(
     alluredir: Path, bench: LoadedBench, identities: Mapping[str, Mapping[str, str]], root: Path
 ) -> None:
     alluredir.mkdir(parents=True, exist_ok=True)
-    lines = [f"{k}={_escape(v)}" for k, v in environment(bench, identities, root).items()]
+    lines = [f"{k}={_escape(redact(v))}" for k, v in environment(bench, identities, root).items()]
     (alluredir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (alluredir / "categories.json").write_text(
         json.dumps(categories(), indent=1) + "\n", encoding="utf-8"

@@ -16,6 +16,7 @@ from allure_commons.types import AttachmentType
 
 from hil.plan.resolved import ResolvedStep
 from hil.report.record import PlanRecord, Status, StepRecord
+from hil.secrets import redact
 
 _SEVERITY = {
     "blocker": allure.severity_level.BLOCKER,
@@ -50,10 +51,10 @@ class AllureObserver:
         self._open: dict[int, StepContext] = {}
 
     def step_started(self, step: ResolvedStep, record: StepRecord) -> None:
-        params = {k: _text(v) for k, v in record.parameters.items()}
+        params = {k: redact(_text(v)) for k, v in record.parameters.items()}
         if step.line is not None:
             params["plan line"] = str(step.line)
-        ctx = StepContext(f"[{step.section}] {step.title}", params)
+        ctx = StepContext(redact(f"[{step.section}] {step.title}"), params)
         ctx.__enter__()
         self._open[id(record)] = ctx
 
@@ -64,21 +65,21 @@ class AllureObserver:
         if record.measurement is not None:
             m = record.measurement
             allure.attach(
-                _measurement_table(record),
+                redact(_measurement_table(record)),
                 name=f"measurement {m.name}",
                 attachment_type=AttachmentType.CSV,
             )
         observed = {k: v for k, v in record.observed.items() if k != "category"}
         if observed or record.message:
             allure.attach(
-                json.dumps({"message": record.message, **observed}, indent=1, default=str),
+                redact(json.dumps({"message": record.message, **observed}, indent=1, default=str)),
                 name="observed",
                 attachment_type=AttachmentType.JSON,
             )
         if record.status is Status.FAILED:
-            err: BaseException | None = _Failed(record.message)
+            err: BaseException | None = _Failed(redact(record.message))
         elif record.status is Status.BROKEN:
-            err = _Broken(record.message)
+            err = _Broken(redact(record.message))
         else:
             err = None
         ctx.__exit__(type(err) if err else None, err, None)
@@ -115,9 +116,9 @@ def _measurement_table(record: StepRecord) -> str:
 
 def label_plan(record: PlanRecord, requirement_url: str, description: str) -> None:
     """Labels and links of the current Allure test, from the plan's metadata."""
-    allure.dynamic.title(f"{record.plan_id}{record.instance}: {record.title}")
+    allure.dynamic.title(redact(f"{record.plan_id}{record.instance}: {record.title}"))
     if description:
-        allure.dynamic.description(description)
+        allure.dynamic.description(redact(description))
     allure.dynamic.severity(_SEVERITY[record.severity])
     area = Path(record.file).parent.name
     allure.dynamic.epic(epic(area, record.tags))
@@ -128,7 +129,7 @@ def label_plan(record: PlanRecord, requirement_url: str, description: str) -> No
     if record.owner:
         allure.dynamic.label("owner", record.owner)
     for name, value in record.parameters.items():
-        allure.dynamic.parameter(name, str(value))
+        allure.dynamic.parameter(name, redact(str(value)))
     for req in record.requirements:
         allure.dynamic.link(requirement_url.format(id=req), link_type="requirement", name=req)
     allure.dynamic.parameter("bench", record.bench_id)
@@ -161,12 +162,12 @@ def attach_evidence(record: PlanRecord) -> None:
             )
     if record.answers:
         allure.attach(
-            json.dumps(record.answers, indent=1, default=str),
+            redact(json.dumps(record.answers, indent=1, default=str)),
             name="operator prompt answers",
             attachment_type=AttachmentType.JSON,
         )
     allure.attach(
-        json.dumps(record.to_json(), indent=1, default=str),
+        redact(json.dumps(record.to_json(), indent=1, default=str)),
         name="hil plan record",
         attachment_type=AttachmentType.JSON,
     )

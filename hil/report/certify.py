@@ -30,6 +30,7 @@ from hil.report.commands import (
 from hil.report.manifest import load_private_key, seal
 from hil.report.record import read_records
 from hil.report.summary import summarize
+from hil.secrets import redact
 
 HISTORY = "allure-history"  # the trend data Allure carries from one run to the next
 
@@ -135,6 +136,7 @@ def certify(args: argparse.Namespace) -> int:
         + "\n"
         + ("sealed: manifest.json (hil report verify " + str(reports) + ")\n" if key else "")
     )
+    text = redact(text)
     (reports / "summary.txt").write_text(text, encoding="utf-8")
     if key:
         seal(reports, load_private_key(Path(key)), subject=cert.report_id)

@@ -33,6 +33,7 @@ from hil.report.manifest import (
 )
 from hil.report.record import read_records
 from hil.report.requirements import load_requirements
+from hil.secrets import redact
 
 KEY_ENV = "HIL_SIGNING_KEY"  # path of the lab's private key when --key is not given
 RECORDS, CANARIES, CERTIFICATE = "hil-results", "canaries", "certificate"
@@ -87,11 +88,11 @@ def write_certificate(
     out = results / CERTIFICATE
     out.mkdir(parents=True, exist_ok=True)
     (out / "certificate.json").write_text(
-        json.dumps(cert.model_dump(mode="json"), indent=1) + "\n", encoding="utf-8"
+        redact(json.dumps(cert.model_dump(mode="json"), indent=1)) + "\n", encoding="utf-8"
     )
     (out / "certificate.schema.json").write_text(schema_text(), encoding="utf-8")
     (out / "certificate.html").write_text(
-        render(cert, plots_from_records(r for r in records if not r.get("defects"))),
+        redact(render(cert, plots_from_records(records))),
         encoding="utf-8",
     )
     if key and seal_now:

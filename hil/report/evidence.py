@@ -19,6 +19,8 @@ from typing import Any
 
 import matplotlib
 
+from hil import secrets
+
 matplotlib.use("Agg")  # files only: never a window, and no display needed on CI
 from matplotlib import pyplot as plt
 
@@ -167,11 +169,24 @@ def _all(steps: Sequence[StepRecord]) -> Iterable[StepRecord]:
         yield from _all(step.children)
 
 
+def redact_folder(folder: Path) -> None:
+    """Mask every known secret in the files of ``folder`` (rewritten only if one occurs)."""
+    if not secrets.known():
+        return
+    for path in folder.iterdir():
+        if path.is_file():
+            data = path.read_bytes()
+            masked = secrets.redact_bytes(data)
+            if masked != data:
+                path.write_bytes(masked)
+
+
 def write_plan_evidence(
     bench: Bench, plan: ResolvedPlan, record: PlanRecord, folder: Path
 ) -> list[Path]:
     """``signals.csv`` and the plots of one finished plan; never raises for a plot."""
     folder.mkdir(parents=True, exist_ok=True)
+    redact_folder(folder)  # the drivers' captures and transcripts, written just before
     series = _samples(bench, plan, record.started)
     written = [write_signals_csv(folder / "signals.csv", series, plan)]
     judged = expectations(plan)

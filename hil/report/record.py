@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hil.secrets import redact
+
 
 class Status(enum.StrEnum):
     PASSED = "passed"
@@ -104,7 +106,7 @@ def write_record(record: PlanRecord, directory: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(record.to_json(), fh, indent=1, default=str)
+            fh.write(redact(json.dumps(record.to_json(), indent=1, default=str)))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -38,7 +38,11 @@ devices:
     emulated: true
     visa: {resource: auto}
     wiring: {1: smart_plug}
+# a secret by reference: it must never appear in any report (test below)
+parameters:
+  L1: {operator_badge: "${ENV:HIL_TEST_BADGE}"}
 """
+SECRET = "badge-7f3a9c-secret"
 # a measurement plan of the test's own, so the certificate has samples to plot
 LOAD_PLAN = """\
 spec: 1
@@ -49,8 +53,10 @@ requirements: [REQ-TEST-LOAD-001]
 severity: normal
 tags: [home, energy]
 devices: [smart_plug, power_analyzer]
+parameters:
+  operator_badge: {type: string, default: none}
 setup:
-  - {id: load, set: {target: smart_plug.load_current, value: 2 A}}
+  - {id: load, name: "load the plug (operator ${operator_badge})", set: {target: smart_plug.load_current, value: 2 A}}
   - {id: relay-on, set: {target: smart_plug.switch.on, value: true}}
 steps:
   - id: load-power
@@ -76,7 +82,7 @@ def hil(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hil", *args],
         cwd=ROOT,
-        env=dict(os.environ, ALLURE_NO_ANALYTICS="true"),
+        env=dict(os.environ, ALLURE_NO_ANALYTICS="true", HIL_TEST_BADGE=SECRET),
         capture_output=True,
         text=True,
         timeout=600,
@@ -291,3 +297,14 @@ def test_the_allure_report_renders_in_chromium(browser: object, certified: Path)
     assert box is not None and box["width"] > 200 and box["height"] > 80
     plot.screenshot(path=str(SCREENSHOTS / "allure-plot.png"))
     page.close()
+
+
+def test_bench_secrets_never_reach_a_report(certified: Path) -> None:
+    leaks = [
+        str(path.relative_to(certified))
+        for path in certified.rglob("*")
+        if path.is_file() and SECRET.encode() in path.read_bytes()
+    ]
+    assert leaks == []
+    record = next((certified / "hil-results").glob("L1-*.json")).read_text()
+    assert "operator ***" in record  # it was used, and masked
