@@ -16,9 +16,10 @@ from tests.plan_runs import run_plan
 X2 = PLANS / "interop" / "X2-welcome-home.yaml"
 X3 = PLANS / "interop" / "X3-household-current-limit.yaml"
 X5 = PLANS / "interop" / "X5-leaving-home.yaml"
+X7 = PLANS / "interop" / "X7-vacuum-and-occupancy.yaml"
 
 
-@pytest.mark.parametrize("plan", [X2, X3, X5], ids=["X2", "X3", "X5"])
+@pytest.mark.parametrize("plan", [X2, X3, X5, X7], ids=["X2", "X3", "X5", "X7"])
 def test_plan_passes_with_the_live_hub(plan: Path, tmp_path: Path) -> None:
     record = run_plan(plan, [], tmp_path)
     assert record.status is Status.PASSED, record.reason
@@ -49,8 +50,15 @@ def test_plan_passes_with_the_live_hub(plan: Path, tmp_path: Path) -> None:
             CATEGORY_DEADLINE,
             "observed phone.notifications.count = 0 at the deadline",
         ),
+        (
+            X7,
+            "hub:vacuum_not_docked",
+            "heads-for-dock",
+            CATEGORY_DEADLINE,
+            "observed robot_vacuum.vacuum.status = paused at the deadline",
+        ),
     ],
-    ids=["X2-no-welcome", "X3-ignores-limit", "X5-no-notice"],
+    ids=["X2-no-welcome", "X3-ignores-limit", "X5-no-notice", "X7-not-docked"],
 )
 def test_plan_fails_on_hub_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
