@@ -1,6 +1,7 @@
-"""The person's plans on the emulated bench (A3 fridge door alarm on the phone):
-each passes on the healthy bench and FAILS, for the right reason, with the
-matching defect injected — in the fridge, or in the hub that forwards its alarm."""
+"""The person's plans on the emulated bench (X6 morning scene from the phone, A3
+fridge door alarm on the phone): each passes on the healthy bench and FAILS, for
+the right reason, with the matching defect injected — in the appliance, or in the
+hub between it and the phone."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from tests.conftest import PLANS
 from tests.plan_runs import run_plan
 
 A3 = PLANS / "safety" / "A3-fridge-door-alarm.yaml"
+X6 = PLANS / "interop" / "X6-morning-scene.yaml"
 
 
-@pytest.mark.parametrize("plan", [A3], ids=["A3"])
+@pytest.mark.parametrize("plan", [X6, A3], ids=["X6", "A3"])
 def test_plan_passes_on_healthy_bench(plan: Path, tmp_path: Path) -> None:
     record = run_plan(plan, [], tmp_path)
     assert record.status is Status.PASSED, record.reason
@@ -27,6 +29,13 @@ def test_plan_passes_on_healthy_bench(plan: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("plan", "defect", "step", "category", "words"),
     [
+        (
+            X6,
+            "hub:morning_scene_incomplete",
+            "scene-reported",
+            CATEGORY_DEADLINE,
+            "coffee_maker.coffee-maker.status = idle",
+        ),
         (
             A3,
             "fridge:no_door_alarm",
@@ -49,7 +58,7 @@ def test_plan_passes_on_healthy_bench(plan: Path, tmp_path: Path) -> None:
             "expected phone.notifications.count = 1 within 10000 ms",
         ),
     ],
-    ids=["A3-no-alarm", "A3-late", "A3-hub-drops"],
+    ids=["X6-incomplete", "A3-no-alarm", "A3-late", "A3-hub-drops"],
 )
 def test_plan_fails_on_matching_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
