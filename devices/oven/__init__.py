@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from devices.oven.driver import OvenDriver
 from devices.oven.emulator import OvenEmulator
 from hil.bench.definition import SignalInfo
+from hil.bench.registry import SafeAction
 from hil.miot.device_type import miot_device_type
 
 SPEC_PATH = Path(__file__).with_name("spec.yaml")
@@ -40,5 +42,11 @@ DEVICE_TYPE = miot_device_type(
     inputs=INPUTS,
     capabilities=CAPABILITIES,
     description="2.5 kW built-in oven with a remote-preheat policy (MIoT serial, chunmi.oven.v2)",
+)
+# the interlock switches the oven off (programme stopped, heater de-energised)
+DEVICE_TYPE = replace(
+    DEVICE_TYPE,
+    safe_state=(SafeAction("oven.on", {"value": False}, "oven off, heater off"),),
+    safe_rank=30,
 )
 definition = DEVICE_TYPE.definition

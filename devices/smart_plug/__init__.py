@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from devices.smart_plug.driver import SmartPlugDriver
 from devices.smart_plug.emulator import SmartPlugEmulator
 from hil.bench.definition import SignalInfo
+from hil.bench.registry import SafeAction
 from hil.miot.device_type import miot_device_type
 
 SPEC_PATH = Path(__file__).with_name("spec.yaml")
@@ -38,5 +40,11 @@ DEVICE_TYPE = miot_device_type(
     inputs=INPUTS,
     capabilities=CAPABILITIES,
     description="10 A metering smart plug (MIoT serial, cuco.plug.v3)",
+)
+# the interlock opens the relay: whatever is plugged in loses its supply
+DEVICE_TYPE = replace(
+    DEVICE_TYPE,
+    safe_state=(SafeAction("switch.on", {"value": False}, "relay open"),),
+    safe_rank=40,
 )
 definition = DEVICE_TYPE.definition

@@ -60,6 +60,19 @@ class EmulatorContext:
 
 
 @dataclass(frozen=True)
+class SafeAction:
+    """One step towards a device's safe state, through its own stimuli (so it works on
+    real hardware too): ``SafeAction("switch.on", {"value": False})``."""
+
+    stimulus: str
+    values: Mapping[str, Any]
+    description: str = ""
+    # (signal, values): read first and skip when already safe — for commands a device
+    # refuses when there is nothing to do (an analyzer's STOP while not integrating)
+    unless: tuple[str, tuple[Any, ...]] | None = None
+
+
+@dataclass(frozen=True)
 class DeviceType:
     """A kind of device hil knows how to drive and emulate."""
 
@@ -70,6 +83,11 @@ class DeviceType:
     emulator: Callable[[EmulatorContext], Emulator] | None = None
     defects: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    # what the interlock does on every abort path (heaters off, relays open, charging
+    # stopped), in order; lower ``safe_rank`` devices are made safe first (sources of
+    # energy before the loads they feed)
+    safe_state: tuple[SafeAction, ...] = ()
+    safe_rank: int = 50
 
 
 @functools.cache

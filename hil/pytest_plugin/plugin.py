@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +20,7 @@ from hil.secrets import install_log_redaction
 
 DEFAULT_BENCH = "benches/emulated.yaml"
 ROOTS_KEY = pytest.StashKey[list[Path]]()
+SIGTERM_KEY = pytest.StashKey[Any]()  # the handler to restore
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,6 +64,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     install_log_redaction()  # bench secrets never reach a log line, captured or not
+    if threading.current_thread() is threading.main_thread():
+        config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _on_sigterm)
     bench = config.getoption("hil_bench") or config.getini("hil_bench")
     results = config.getoption("hil_results")
     answers = config.getoption("hil_answers")
@@ -87,9 +93,21 @@ def _terminal_reader(config: pytest.Config) -> Callable[[str], str] | None:
     return read
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """environment.properties and categories.json, once, from the controller."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into pytest's own interruption path (teardowns, interlock, reports)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated("SIGTERM")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The interlock (every process with a bench), then, once, from the controller:
+    environment.properties and categories.json."""
     config = session.config
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    reason = "session interrupted (Ctrl-C or SIGTERM)" if interrupted else "end of session"
+    hil_session(config).make_safe(reason)
     alluredir = config.getoption("allure_report_dir", None)
     if not alluredir or hasattr(config, "workerinput"):  # xdist workers leave it alone
         return
@@ -103,6 +121,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from hil.bench.bench import Bench
 from hil.bench.loader import LoadedBench, load_bench
 from hil.errors import HilError, PlanError
 from hil.plan.prompts import AnswersFile, Prompter, Terminal
+from hil.safety.interlock import drive_safe
+from hil.secrets import redact
 
 
 @dataclass
@@ -83,6 +86,18 @@ class HilSession:
         if self.scratch is None:
             self.scratch = tempfile.TemporaryDirectory(prefix="hil-evidence-")
         return Path(self.scratch.name)
+
+    def make_safe(self, reason: str) -> None:
+        """The interlock, before the bench closes: every device it can reach, made safe;
+        what it did (and could not do) is written beside the plan records."""
+        if self.bench is None:
+            return
+        report = drive_safe(self.bench, reason)
+        if self.results_dir is not None:
+            folder = self.results_dir / "interlock"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"session-{report.started:.6f}.json"
+            path.write_text(redact(json.dumps(report.to_json(), indent=1)), encoding="utf-8")
 
     def close(self) -> None:
         if self.bench is not None:

@@ -7,6 +7,7 @@ timings are real and a step that crashes is still in the report.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from allure_commons.types import AttachmentType
 from hil.plan.resolved import ResolvedStep
 from hil.report.record import PlanRecord, Status, StepRecord
 from hil.secrets import redact
+
+log = logging.getLogger(__name__)
 
 _SEVERITY = {
     "blocker": allure.severity_level.BLOCKER,
@@ -54,7 +57,10 @@ class AllureObserver:
         params = {k: redact(_text(v)) for k, v in record.parameters.items()}
         if step.line is not None:
             params["plan line"] = str(step.line)
-        ctx = StepContext(redact(f"[{step.section}] {step.title}"), params)
+        title = redact(f"[{step.section}] {step.title}")
+        # live progress for the lab (pytest --log-cli-level=INFO shows it as it happens)
+        log.info("step started: %s (plan line %s)", title, step.line)
+        ctx = StepContext(title, params)
         ctx.__enter__()
         self._open[id(record)] = ctx
 

@@ -1,0 +1,1 @@
+"""Safety: the safe-state interlock (and, in time, the invariant engine)."""
