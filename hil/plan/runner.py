@@ -42,6 +42,7 @@ from hil.plan.verdicts import (
     StepFailed,
 )
 from hil.plan.watch import InvariantWatch
+from hil.report.evidence import write_plan_evidence
 from hil.report.record import MeasurementRecord, PlanRecord, Status, StepRecord
 
 
@@ -137,6 +138,7 @@ class PlanRunner:
             if self._folder is not None:
                 written = [str(p) for p in bench.write_evidence(self._folder, plan.devices)]
                 record.evidence = [*written, *_measurement_files(record.steps)]
+                record.evidence += map(str, write_plan_evidence(bench, plan, record, self._folder))
         return record
 
     @staticmethod
