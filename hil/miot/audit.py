@@ -10,7 +10,8 @@ ordinary ``expect``/invariant machinery, on capture timestamps:
 
 ``miot.model-length``      bytes of the model word, at each ``model`` line
 ``miot.mcu-version-valid`` the ``mcu_version`` word is exactly four digits
-``miot.poll-period``       mean ``get_down`` interval over the last ``window`` polls
+``miot.poll-period``       median ``get_down`` interval over the last 10 polls (one
+                           late wake-up on a busy bench does not move it)
 ``miot.answer-time``       ``down`` line → its ``result``/``error``/``mcu_version``;
                            a downlink left unanswered past the RPC timeout is
                            published at the next poll with its age so far
@@ -27,6 +28,7 @@ would. Every MIoT device declares these signals (``MiotSpec.definition``).
 from __future__ import annotations
 
 import re
+import statistics
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -40,7 +42,7 @@ from hil.transports.capture import RX, TX, Capture, Record
 
 LINK_SERVICE = "miot"  # reserved: no spec may name a service so
 MAX_SAMPLES = 10_000  # per signal; older ones are dropped first
-POLL_WINDOW = 10  # intervals the poll period is averaged over
+POLL_WINDOW = 10  # intervals the poll period is the median of
 EVENT_WINDOW_S = 1.0  # the rule: at most 3 event_occured per second
 
 MODEL_LENGTH = "miot.model-length"
@@ -64,7 +66,7 @@ AUDIT_SIGNALS: Mapping[str, SignalInfo] = {
     for s in (
         _info(MODEL_LENGTH, "number", None, "bytes of the model word the MCU announced"),
         _info(VERSION_VALID, "bool", None, "the mcu_version word the MCU sent is four digits"),
-        _info(POLL_PERIOD, "number", "s", f"mean get_down interval over {POLL_WINDOW} polls"),
+        _info(POLL_PERIOD, "number", "s", f"median get_down interval over {POLL_WINDOW} polls"),
         _info(ANSWER_TIME, "number", "s", "time from a downlink to the MCU's answer"),
         _info(REPORT_INTERVAL, "number", "s", "shortest time since a reported property's last"),
         _info(EVENT_RATE, "number", None, "event_occured lines in the trailing second"),
@@ -191,9 +193,10 @@ class LinkAudit:
 
     def _poll(self, t: float) -> None:
         self._polls.append(t)
-        intervals = len(self._polls) - 1
-        if intervals >= 3:
-            self._add(POLL_PERIOD, t, (self._polls[-1] - self._polls[0]) / intervals)
+        polls = list(self._polls)
+        if len(polls) >= 4:
+            gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]
+            self._add(POLL_PERIOD, t, statistics.median(gaps))
         # what is still unanswered after the RPC timeout counts with its age so far
         while self._waiting and t - self._waiting[0][0] > self.rpc_timeout:
             sent, _ = self._waiting.popleft()

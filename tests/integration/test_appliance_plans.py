@@ -44,8 +44,9 @@ def test_a4_link_fault_passes_on_the_healthy_oven(instance: int, tmp_path: Path)
     record = run_plan(A4, [], tmp_path, instance=instance)
     assert_passed(record)
     heater_off = next(s for s in record.steps if s.id == "heater-off")
-    # the oven noticed the dead link after its 1 s timeout, not before
-    assert 1.0 <= heater_off.observed["latency_s"] <= 2.0
+    # the oven noticed the dead link after its 1 s timeout (counted from the last
+    # downlink it heard, up to one 200 ms poll before the fault), not at once
+    assert 0.7 <= heater_off.observed["latency_s"] <= 2.0
 
 
 @pytest.mark.parametrize("instance", [0, 1], ids=FAULTS)
