@@ -16,6 +16,7 @@ from hil.plan.tools import NOT_PLANS
 from hil.pytest_plugin.session import hil_session
 from hil.report.allure_writer import AllureObserver, attach_evidence, label_plan
 from hil.report.record import Status, write_record
+from hil.safety.interlock import drive_safe
 from hil.secrets import redact
 
 
@@ -71,6 +72,10 @@ class PlanItem(pytest.Item):
             prompter=session.prompter(),
         )
         record = runner.run(resolved)
+        if record.status in (Status.FAILED, Status.BROKEN):
+            # an aborted plan may leave a heater on or a contactor closed: make all safe
+            why = f"plan {record.plan_id}{record.instance} {record.status.value}"
+            record.interlock = drive_safe(bench, why).to_json()
         if session.results_dir is not None:
             write_record(record, session.results_dir)
         label_plan(record, session.requirement_url, self.instance.plan.description)

@@ -90,6 +90,7 @@ class PlanRecord:
     requirement_classes: dict[str, str] = field(default_factory=dict)  # id → ASIL / safety class
     answers: list[dict[str, Any]] = field(default_factory=list)  # operator prompts and answers
     invariants: list[dict[str, Any]] = field(default_factory=list)
+    interlock: dict[str, Any] = field(default_factory=dict)  # what was made safe after an abort
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

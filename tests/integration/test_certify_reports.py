@@ -221,6 +221,12 @@ def test_an_injected_defect_is_not_certified_naming_the_requirement(
     assert cert["verdict"]["value"] == "NOT CERTIFIED"
     assert "REQ-PLUG-OC-001" in cert["verdict"]["reason"]
     assert "NOT CERTIFIED" in proc.stdout
+    # the failed plan triggered the interlock: the plug's relay was opened, and it says so
+    record = json.loads(next((reports / "hil-results").glob("A1-*.json")).read_text())
+    assert record["interlock"]["reason"] == "plan A1 failed"
+    assert record["interlock"]["unreachable"] == []
+    plug = next(d for d in record["interlock"]["devices"] if d["device"] == "smart_plug")
+    assert plug["actions"] == ["relay open"]
 
 
 @pytest.fixture(scope="module")
