@@ -217,3 +217,86 @@ def test_an_interrupted_pytest_leaves_every_device_safe(
         assert bench.get("oven").read("oven.heater").value is False
         assert bench.get("oven").read("oven.on").value is False
         assert bench.get("smart_plug").read("switch.on").value is False
+
+
+QUICK_PLAN = """\
+spec: 1
+id: {id}
+title: plug switches ({id})
+version: "1"
+severity: normal
+devices: [smart_plug]
+steps:
+  - {{id: relay-on, set: {{target: smart_plug.switch.on, value: true}}}}
+  - {{id: reported, expect: {{signal: smart_plug.switch.on, equals: true, within: 2 s}}}}
+  - {{id: relay-off, set: {{target: smart_plug.switch.on, value: false}}}}
+"""
+
+
+def test_a_killed_session_keeps_finished_results_and_certifies_incomplete(tmp_path: Path) -> None:
+    bench = _bench(tmp_path, EMULATED)
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "K1.yaml").write_text(QUICK_PLAN.format(id="K1"), encoding="utf-8")
+    (plans / "K2.yaml").write_text(HOT_PLAN.replace("HOT1", "K2"), encoding="utf-8")
+    reports = tmp_path / "reports"
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(plans),
+            "--bench",
+            str(bench),
+            "--hil-results",
+            str(reports / "hil-results"),
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            "-q",
+            "--log-cli-level=INFO",
+            "-o",
+            "log_cli_format=%(message)s",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        _read_line(run, lambda text: "step started: [steps] hold everything on" in text, 60)
+        run.kill()  # SIGKILL: no handler, no teardown, no interlock
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    records = list((reports / "hil-results").glob("*.json"))
+    assert [json.loads(p.read_text())["plan_id"] for p in records] == ["K1"]  # valid JSON
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hil",
+            "report",
+            "certificate",
+            str(reports),
+            "--bench",
+            str(bench),
+            "--plans",
+            str(plans),
+            "--requirements",
+            "",
+            "--canaries",
+            "",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "INCOMPLETE" in proc.stdout
+    assert "K2 has no result (not run, or the run was cut short)" in proc.stdout
