@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from devices.ev import digital_key
 from devices.ev.diagnostics import DTC_DESCRIPTIONS, DTCS
 from hil.bench.definition import DeviceDefinition, SignalInfo, StimulusInfo
 from hil.bench.driver import Sample
@@ -79,6 +80,7 @@ INPUTS: Mapping[str, SignalInfo] = {
         ),
     )
 }
+INPUTS = {**INPUTS, **digital_key.INPUT_INFO}  # the driver-door handle sensor
 HOME_DISTANCE_NA = 65535  # NAV_Status.HomeDistance raw all-ones: position not available
 
 
@@ -134,6 +136,7 @@ def ev_definition(settings: Mapping[str, Any]) -> DeviceDefinition:
                 "uds",
                 "ac_charging",
                 "battery_inputs",
+                "digital_key",
             }
         ),
     )

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 import can
 
 from devices.charger.pilot import PilotWire
-from devices.ev import battery, charging, vcu
+from devices.ev import battery, charging, digital_key, vcu
 from devices.ev import diagnostics as diag
 from devices.ev.battery import Battery, Limits
 from devices.ev.charging import OnboardCharger
@@ -95,11 +95,13 @@ class EvEmulator(CanNodeEmulator):
         **battery.DEFECTS,
         **charging.DEFECTS,
         **vcu.DEFECTS,
+        **digital_key.DEFECTS,
     }
     INPUTS: ClassVar[Mapping[str, str]] = {
         **battery.INPUTS,
         **charging.INPUTS,
         "bms_silent": "",
+        **digital_key.INPUTS,
     }
 
     def __init__(
@@ -169,6 +171,8 @@ class EvEmulator(CanNodeEmulator):
                 send=self._send_frame,
             )
         self._published: dict[str, dict[str, Any]] = {}
+        # the BCM's passive entry: phones' radios, the handle sensor (devices/ev/digital_key.py)
+        self.digital_key = digital_key.DigitalKey(name, s, self.has)
         self._publish()
 
     def _inlet(self, wiring: Mapping[str, Emulator]) -> tuple[Any, PilotWire | None]:
@@ -249,6 +253,8 @@ class EvEmulator(CanNodeEmulator):
         with self._lock:
             if name == "bms_silent":
                 self._bms_silent = bool(value)
+            elif name in digital_key.INPUTS:
+                self.digital_key.set_input(name, value)
             elif name in battery.INPUTS:
                 self.battery.set_input(name, value)
             else:
@@ -281,7 +287,18 @@ class EvEmulator(CanNodeEmulator):
         )
         self._battery_dtcs()
         self._auto_lock()
+        self._digital_key()
         self._publish()
+
+    def _digital_key(self) -> None:
+        if self.digital_key.step(time.monotonic()):
+            self._locks[DOORS.index("FL")] = UNLOCKED  # the driver door only
+            self._result = RESULT_ACCEPTED
+            self.send_now("BODY_Status")
+        status = self.digital_key.signals()
+        if status != self.signals(digital_key.MESSAGE):  # cyclic, and at once on change
+            self.set_signals(digital_key.MESSAGE, **status)
+            self.send_now(digital_key.MESSAGE)
 
     def _battery_dtcs(self) -> None:
         bat = self.battery
@@ -397,6 +414,7 @@ class EvEmulator(CanNodeEmulator):
                 "bms_silent": self._bms_silent,
                 "battery_timeout": self.vcu.timed_out,
                 "home_distance_m": self._home_distance,
+                "digital_key": self.digital_key.state(),
                 "e2e_rejected": sum(self.e2e_rejected.values()),
                 "e2e_rejected_by_reason": self.e2e_rejected,
                 "sim_time_s": self.sim_time,

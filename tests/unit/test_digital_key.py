@@ -1,15 +1,20 @@
 """The car's digital key: the unlock rule on the module, then end to end on CAN.
 
 The module tests use real phone emulators (not opened: their radio is plain
-state) and step the module as the car's 10 ms tick does. The bench tests
-open the emulated bench with a phone linked to the car, touch the handle and
-judge the unlock on the BODY_Status frames the bench captured.
+state) and step the module as the car's 10 ms tick does. The CAN tests run
+the car's emulator on a virtual channel with its real driver, link an opened
+phone to it as the bench does, touch the handle and judge the unlock on the
+BODY_Status and KEY_Status frames the driver captured.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 import pytest
 
+import devices.ev as ev_type
 import devices.phone as phone_type
 from devices.ev.digital_key import (
     NONE,
@@ -22,9 +27,14 @@ from devices.ev.digital_key import (
     UNLOCKED,
     DigitalKey,
 )
+from devices.ev.driver import EvDriver
+from devices.ev.emulator import EvEmulator
 from devices.phone.emulator import PhoneEmulator
+from hil.bench.links import LinkedDevice
+from hil.bench.registry import EmulatorContext
 from hil.errors import EmulatorError
 from hil.miot.spec import load_spec_cached
+from tests.can_pair import can_pair
 
 
 def make_phone(name: str = "phone", **settings: object) -> PhoneEmulator:
@@ -207,3 +217,73 @@ def test_only_a_phone_radio_can_attach() -> None:
 def test_settings_are_checked(bad: object) -> None:
     with pytest.raises(EmulatorError, match="key_unlock_range_m must be a number > 0"):
         make_key(key_unlock_range_m=bad)
+
+
+# ----- end to end: the car on CAN, a phone linked to it as the bench links it
+
+
+@pytest.fixture
+def car_and_phone() -> Iterator[tuple[EvDriver, EvEmulator, PhoneEmulator]]:
+    with can_pair(ev_type.DEVICE_TYPE) as (driver, emu):
+        assert isinstance(driver, EvDriver) and isinstance(emu, EvEmulator)
+        link = LinkedDevice("ev", "ev", {"interface": "virtual"}, emulator=emu)
+        dtype = phone_type.DEVICE_TYPE
+        assert dtype.emulator is not None
+        ctx = EmulatorContext(
+            "phone", dtype.definition({}), (), 1.0, {}, {}, links={"car": (link,)}
+        )
+        phone = dtype.emulator(ctx)
+        assert isinstance(phone, PhoneEmulator)
+        with phone:
+            assert emu.digital_key.phones == ["phone"]  # it registered itself at open
+            driver.request_lock()
+            driver.wait_for("BODY_Status.LockFL", "LOCKED", 1.0)
+            yield driver, emu, phone
+        assert emu.digital_key.phones == []  # and left at close
+
+
+def test_handle_touch_unlocks_the_driver_door_on_can(
+    car_and_phone: tuple[EvDriver, EvEmulator, PhoneEmulator],
+) -> None:
+    driver, emu, phone = car_and_phone
+    t_near = time.time()
+    phone.set_input("distance", 0.5)
+    driver.wait_for("KEY_Status.RangedDistance", lambda v: v <= 0.6, 1.0, since=t_near)
+    t_touch = time.time()
+    emu.set_input("handle_touch", 1.0)
+    unlocked = driver.wait_for("BODY_Status.LockFL", "UNLOCKED", 0.5, since=t_touch)
+    assert unlocked.t - t_touch < 0.5
+    assert driver.lock_states == {
+        "FL": "UNLOCKED",
+        "FR": "LOCKED",
+        "RL": "LOCKED",
+        "RR": "LOCKED",
+    }
+    assert driver.lock_result == "ACCEPTED"
+    driver.wait_for("KEY_Status.LastResult", "UNLOCKED", 0.5, since=t_touch)
+    driver.wait_for("KEY_Status.HandleTouch", "TOUCHED", 0.5, since=t_touch)
+    assert emu.state()["digital_key"]["result"] == "UNLOCKED"
+
+
+def test_relayed_phone_is_reported_and_refused_on_can(
+    car_and_phone: tuple[EvDriver, EvEmulator, PhoneEmulator],
+) -> None:
+    driver, emu, phone = car_and_phone
+    t_relay = time.time()
+    phone.set_input("distance", 15.0)
+    phone.set_input("relay", 1.0)
+    driver.wait_for("KEY_Status.BleRssi", lambda v: v >= -60, 1.0, since=t_relay)
+    driver.wait_for("KEY_Status.RangedDistance", lambda v: 14.9 <= v <= 15.1, 1.0, since=t_relay)
+    assert driver.read("KEY_Status.PhoneDetected").value == 1
+    t_touch = time.time()
+    emu.set_input("handle_touch", 1.0)
+    driver.wait_for("KEY_Status.LastResult", "REJECTED_RANGE", 0.5, since=t_touch)
+    assert driver.all_locked
+
+
+def test_handle_touch_is_an_ev_input_for_plans() -> None:
+    definition = ev_type.DEVICE_TYPE.definition({})
+    assert definition.stimuli["handle_touch"].kind == "input"
+    assert "digital_key" in definition.capabilities
+    assert definition.signals["KEY_Status.LastResult"].choices["REJECTED_UNPAIRED"] == 2
+    assert set(EvEmulator.DEFECTS) >= {"key_accepts_unpaired", "key_relay_attack"}

@@ -76,6 +76,7 @@ def test_registered_and_named_as_plans_expect() -> None:
         "cell_voltage_max_v",
         "obc_overdraw_percent",
         "bms_silent",
+        "handle_touch",  # the digital key's driver-door handle sensor
     }
     assert set(EvEmulator.INPUTS) == inputs
     sim = d.stimuli["HIL_VehicleSim"].fields
