@@ -130,15 +130,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _plan_roots(config: pytest.Config) -> list[Path]:
-    """The ini's plan folders, plus folders and YAML files named on the command line
-    (``hil certify lab-plans/`` runs a lab's own plans); never the whole project."""
+    """The ini's plan folders (``-o hil_plan_roots=…`` adds a lab's own: ``hil certify``
+    does), plus the folder of any YAML file named on the command line."""
     roots = [config.rootpath / r for r in config.getini("hil_plan_roots")]
-    for arg in config.args:
-        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-        if path.suffix in (".yaml", ".yml") and path.is_file():
-            roots.append(path.parent)
-        elif path.is_dir() and path != config.rootpath and path not in config.rootpath.parents:
-            roots.append(path)
+    if config.args_source is pytest.Config.ArgsSource.ARGS:
+        for arg in config.args:
+            path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+            if path.suffix in (".yaml", ".yml") and path.is_file():
+                roots.append(path.parent)
     return roots
 
 

@@ -53,6 +53,10 @@ def _pytest(args: argparse.Namespace, reports: Path) -> int:
         "-q",
         "-rfE",
     ]
+    # plan folders outside the project's own (a lab's plans) are plan roots for this run
+    folders = [str(Path(p).resolve()) for p in args.plans if Path(p).is_dir()]
+    if folders:
+        cmd += ["-o", "hil_plan_roots=" + "\n".join(["testplans", *folders])]
     for defect in args.defect:
         cmd += ["--hil-defect", defect]
     return subprocess.run(cmd, check=False).returncode
