@@ -335,3 +335,85 @@ def test_linked_hub_without_an_address_is_a_bench_error(tmp_path: Path) -> None:
     )
     with pytest.raises(BenchError, match="publishes no API address"):
         Bench(load_bench(path)).open()
+
+
+HOME_BENCH = """\
+spec: 1
+id: hub-home
+devices:
+  ev:
+    type: ev
+    emulated: true
+    can: {interface: virtual, channel: car}
+  hub:
+    type: hub
+    emulated: true
+    can: {interface: virtual, channel: home}
+    links: {car: ev}
+  lights:
+    type: lights
+    emulated: true
+    serial: {port: auto}
+    links: {hub: hub}
+  coffee_maker:
+    type: coffee_maker
+    emulated: true
+    serial: {port: auto}
+    links: {hub: hub}
+  oven:
+    type: oven
+    emulated: true
+    serial: {port: auto}
+    links: {hub: hub}
+  fridge:
+    type: fridge
+    emulated: true
+    serial: {port: auto}
+    links: {hub: hub}
+    settings: {alarm_delay_s: 1, alarm_repeat_s: 60}
+"""
+
+
+def test_hub_reads_the_car_runs_the_morning_scene_and_forwards_the_door_alarm(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bench.yaml"
+    path.write_text(HOME_BENCH)
+    with Bench(load_bench(path)) as bench:
+        hub = bench.emulators["hub"]
+        assert isinstance(hub, HubEmulator)
+        hub_driver = bench.get("hub")
+        wait(lambda: len(hub.state()["appliances"]) == 4)
+        # the car, on its own CAN: parked at home (settings.home_distance_m 0), then away
+        wait(lambda: hub.state()["car_home"] is True)
+        bench.get("ev").stimulate("HIL_VehicleSim", {"HomeDistance": 5000})
+        wait(lambda: hub_driver.read("HUB_Status.CarHome").value == 0)  # AWAY
+        assert hub.calls[-1].call == hublink.call_set("home.occupancy", False)
+        notices: list[hublink.Message] = []
+        with hublink.HubLinkClient(
+            hub.endpoint["api"], role="phone", device="phone", model="p", on_notify=notices.append
+        ) as phone:
+            assert phone.connected.wait(2)
+            # nobody home: the morning scene leaves the oven alone
+            answer = phone.request(hublink.command("scene", {"scene": "good_morning"}), 8.0)
+            assert answer == {"code": 0}
+            morning = [c for c in hub.calls if c.purpose == "good_morning"]
+            assert [(c.device, c.call["name"]) for c in morning] == [
+                ("lights", "light.on"),
+                ("coffee_maker", "coffee-maker.brew"),
+            ]
+            assert bench.get("lights").read("light.on").value is True
+            # the phone says someone is home: now the oven preheats too (A2 agrees)
+            assert phone.request(hublink.command("presence", {"home": True})) == {"code": 0}
+            answer = phone.request(hublink.command("scene", {"scene": "good_morning"}), 8.0)
+            assert answer["code"] in (0, -4004), answer  # the coffee maker may still be busy
+            oven = bench.get("oven")
+            assert oven.read("home.occupancy").value is True
+            wait(lambda: oven.read("oven.mode").value == 1)  # preheat
+            unknown = phone.request(hublink.command("scene", {"scene": "brunch"}))
+            assert unknown["code"] == -4006 and "unknown scene" in unknown["message"]
+            # the fridge's door alarm reaches the phone
+            bench.stimulate("fridge", "door", {"value": 1.0})
+            wait(lambda: any(n["category"] == "door_alarm" for n in notices), timeout=10)
+            bench.stimulate("fridge", "door", {"value": 0.0})
+        assert hub_driver.read("HUB_Status.LastNotify").value == 1  # DOOR_ALARM
