@@ -450,6 +450,11 @@ def _title(kind: str, action: Action) -> str:
     if isinstance(action, Expectation):
         return f"expect {action.describe()}"
     if isinstance(action, Measurement):
+        if action.method == "iec62301":
+            return (
+                f"measure {action.signal.text} by IEC 62301 (at least {action.duration:g} s, "
+                f"mean + U95 against {action.limit.describe()})"
+            )
         return f"measure {action.signal.text} {action.statistic} over {action.duration:g} s"
     if isinstance(action, Question):
         return f"{action.prompt.kind}: {action.prompt.message}"
