@@ -153,6 +153,8 @@ class HubApi:
         client = _Client(hublink.Connection(sock, self.name))
         with self._lock:
             self._clients[sock.fileno()] = client
+        with contextlib.suppress(KeyError):  # a reused fd whose old socket went unnoticed
+            self._selector.unregister(sock)
         self._selector.register(sock, selectors.EVENT_READ, client)
 
     def _read(self, client: _Client) -> None:
@@ -178,16 +180,28 @@ class HubApi:
             self._handle(client, message)
 
     def _drop(self, client: _Client) -> None:
+        """Forget a connection (server thread only: the selector is not thread-safe)."""
         sock = client.conn.sock
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(sock)
         with self._lock:
             self._clients = {k: c for k, c in self._clients.items() if c is not client}
-            if client.device and self._by_device.get(client.device) is client:
+            current = bool(client.device) and self._by_device.get(client.device) is client
+            if current:
                 del self._by_device[client.device]
         client.conn.close()
-        if client.device:
+        if current:  # a replaced connection's device is still there
             self.events.put(ApiEvent("bye", client.device, client.role, client.model))
+
+    def hang_up(self, device: str) -> bool:
+        """Close ``device``'s connection from the hub's side; the reading thread forgets it."""
+        with self._lock:
+            client = self._by_device.get(device)
+        if client is None:
+            return False
+        with contextlib.suppress(OSError):
+            client.conn.sock.shutdown(socket.SHUT_RDWR)  # its read then ends in _drop
+        return True
 
     def _reject(self, client: _Client, why: str) -> None:
         self.malformed += 1
@@ -238,7 +252,7 @@ class HubApi:
             old = self._by_device.get(client.device)
             self._by_device[client.device] = client
         if old is not None and old is not client:
-            old.conn.close()  # a reconnect replaces the old connection
+            self._drop(old)  # a reconnect replaces the old connection
         self._send(client, {"ok": True})
         self.events.put(ApiEvent("hello", client.device, client.role, client.model))
 

@@ -17,9 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
@@ -31,54 +30,22 @@ from hil.errors import (
     ProtocolError,
 )
 from hil.miot.codec import Bare, Line, LineError, Value, decode_line, encode_line, is_int
-from hil.miot.spec import MiotSpec, PropertySpec
+from hil.miot.rpc import (
+    RPC_TIMEOUT_S,
+    Expect,
+    Request,
+    meaning,
+    parse_get_result,
+)
+from hil.miot.spec import MiotSpec
 from hil.miot.uplink import ModuleUplink
 from hil.transports.serial import SerialTransport
 
+__all__ = ["RPC_TIMEOUT_S", "MiotModuleDriver"]  # the RPC limit is part of this module's API
+
 log = logging.getLogger(__name__)
 
-RPC_TIMEOUT_S = 4.0  # the platform's limit for answering any downlink
 MAX_OBSERVATIONS = 100_000  # per signal; older ones are dropped first
-
-RESULT_CODES: Mapping[int, str] = {
-    0: "success",
-    1: "accepted, not finished",
-    -4001: "not readable",
-    -4002: "not writable",
-    -4003: "no such property, method or event",
-    -4004: "internal error",
-    -4005: "bad value",
-    -4006: "bad action parameter",
-    -4007: "bad device id",
-}
-
-Expect = Literal["result", "mcu_version", "none"]
-
-
-def meaning(code: int) -> str:
-    """The protocol's name for a result or error code."""
-    if code in RESULT_CODES:
-        return RESULT_CODES[code]
-    if -9999 <= code <= -5000:
-        return "MCU error"
-    return "unknown code"
-
-
-@dataclass
-class Request:
-    """One downlink, from queueing to the MCU's answer."""
-
-    words: tuple[Value, ...]  # the method and its arguments, after ``down``
-    expect: Expect
-    match: tuple[int, ...] = ()  # leading ints the answering ``result`` must start with
-    done: threading.Event = field(default_factory=threading.Event)
-    t_sent: float | None = None  # capture time of the ``down`` line
-    t_reply: float | None = None
-    reply: Line | None = None
-
-    @property
-    def text(self) -> str:
-        return encode_line("down", *self.words)
 
 
 class MiotModuleDriver:
@@ -220,7 +187,7 @@ class MiotModuleDriver:
             request.reply, request.t_reply = line, t
         # observations first, then wake the caller: whoever sees the answer sees them too
         if line.command == "result" and request.words[0] == "get_properties":
-            for name, prop, code, value in _parse_get_result(self._by_ids, line.args):
+            for name, prop, code, value in parse_get_result(self._by_ids, line.args):
                 if code == 0 and prop is not None:
                     self._add(name, Sample(t, prop.normalize(value)))
         elif line.command == "result" and request.words[0] == "set_properties":
@@ -356,7 +323,7 @@ class MiotModuleDriver:
         service, spec = self.spec.property_named(prop)
         request = self.request("get_properties", service.siid, spec.piid)
         reply = self._checked(request, f"get {prop}")
-        parsed = _parse_get_result(self._by_ids, reply.args)
+        parsed = parse_get_result(self._by_ids, reply.args)
         if not parsed:
             raise ProtocolError(f"get {prop}: empty result {str(reply)!r}", device=self.name)
         _, _, code, value = parsed[0]
@@ -510,22 +477,3 @@ class MiotModuleDriver:
             self.uplink.close()
         if self.transport.on_line == self._on_line:
             self.transport.on_line = None
-
-
-def _parse_get_result(
-    by_ids: Mapping[tuple[int, int], tuple[str, PropertySpec]], args: tuple[Value, ...]
-) -> list[tuple[str, PropertySpec | None, int, Value]]:
-    """``s p code [value] …`` → (name, property, code, value); a value only with code 0."""
-    out: list[tuple[str, PropertySpec | None, int, Value]] = []
-    i = 0
-    while i + 2 < len(args):
-        siid, piid, code = args[i], args[i + 1], args[i + 2]
-        if not (is_int(siid) and is_int(piid) and is_int(code)):
-            break  # the caller reports what is missing
-        i += 3
-        value: Value = ""
-        if code == 0 and i < len(args):
-            value, i = args[i], i + 1
-        name, prop = by_ids.get((int(siid), int(piid)), (f"{siid}.{piid}", None))
-        out.append((name, prop, int(code), value))
-    return out

@@ -147,8 +147,7 @@ def test_client_calls_and_results_both_ways(api: HubApi) -> None:
 def test_client_reconnects_after_the_hub_drops_it(api: HubApi) -> None:
     with hublink.HubLinkClient(api.address, role="phone", device="phone", model="p") as client:
         assert client.connected.wait(2)
-        for c in list(api._clients.values()):  # the hub side hangs up
-            c.conn.close()
+        assert api.hang_up("phone")
         wait(lambda: client.connects >= 2)
         assert api.connected("phone") == ["phone"]
 
