@@ -196,7 +196,7 @@ def test_a_distance_that_is_no_distance_is_refused(bad: float) -> None:
 
 def test_settings_are_checked_at_construction() -> None:
     for settings, words in (
-        ({"hub_timeout_s": 5}, "hub_timeout_s must be in (0, 4)"),
+        ({"hub_timeout_s": 3}, "hub_timeout_s must be in (0, 2]"),
         ({"distance_m": "near"}, "distance must be a number"),
         ({"hub_api": "nowhere"}, "settings.hub_api: expected 'host:port'"),
     ):
