@@ -63,6 +63,7 @@ class MiotMcuEmulator(Emulator):
 
     BOOT_RETRY_S = 0.2
     POLL_PERIOD_S = 0.2  # the recommended period; the rule allows 0.1–0.2 s
+    CATCH_UP = 0.9  # after a late poll the next may come this fraction of a period early
     # 1 s per property and 3 events per second are the platform's rules; the
     # margin keeps us inside them as judged on the module's capture timestamps
     REPORT_INTERVAL_S = 1.05
@@ -223,9 +224,11 @@ class MiotMcuEmulator(Emulator):
         else:
             self._send("get_down")
             self.polls += 1
-            # on a fixed grid, so a late wake-up does not stretch the period for good
-            grid = self._next_send + self.poll_period
-            self._next_send = grid if grid > now else now + self.poll_period
+            # on a fixed grid, so a late wake-up does not stretch the period for good;
+            # but never sooner than 0.9 periods, so catching up keeps within the rule
+            self._next_send = max(
+                self._next_send + self.poll_period, now + self.CATCH_UP * self.poll_period
+            )
 
     def _send(self, command: str, *args: Value) -> None:
         link = self._link
