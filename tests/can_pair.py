@@ -21,11 +21,14 @@ def can_pair(
     settings: Mapping[str, Any] | None = None,
     *,
     definition_settings: Mapping[str, Any] | None = None,
+    wiring: Mapping[str, Emulator] | None = None,
 ) -> Iterator[tuple[Driver, Emulator]]:
     """Yield (driver, emulator) for ``device_type``; everything is closed afterwards.
 
     ``definition_settings`` (default: ``settings``) is what the definition is
-    built from, for tests that compare a device against its plain definition.
+    built from, for tests that compare a device against its plain definition;
+    ``wiring`` hands the emulator the (open) emulators the bench file's
+    ``wiring`` would.
     """
     name = device_type.name
     settings = dict(settings or {})
@@ -40,6 +43,7 @@ def can_pair(
         time_scale=1.0,
         settings=settings,
         transport={"interface": "virtual", "channel": channel},
+        wiring=dict(wiring or {}),
     )
     assert device_type.emulator is not None
     with (

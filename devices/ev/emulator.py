@@ -270,7 +270,7 @@ class EvEmulator(CanNodeEmulator):
         self._speed = _approach(self._speed, *self._goal(), dt)
         self._reported = self.quantize("DRIVE_Status", "VehicleSpeed", self._speed)
         accel_ms2 = (self._speed - before) / 3.6 / dt if dt > 0 else 0.0
-        if self.vcu.check(time.monotonic(), self.sent_at.get(vcu.BMS_FRAME)):
+        if self.vcu.check(dt, self.sent_at.get(vcu.BMS_FRAME)):
             self._dtc(diag.DTC_BMS_TIMEOUT)
         bat, obc = self.battery, self.obc
         enabled = not self.vcu.timed_out

@@ -143,7 +143,7 @@ class UdsClient:
         *,
         request_id: int = p.REQUEST_ID,
         response_id: int = p.RESPONSE_ID,
-        p2_s: float = p.P2_S,
+        p2_s: float = p.P2_S + p.P2_CLIENT_MARGIN_S,
         p2_star_s: float = p.P2_STAR_S,
         key_fn: KeyFn | None = None,
     ) -> None:
@@ -160,7 +160,8 @@ class UdsClient:
             p2_star_timeout=p2_star_s,
             # bounded even if a server answers 0x78 forever
             request_timeout=2 * p2_star_s + 1.0,
-            use_server_timing=True,
+            # the server's P2 (0x10's answer) has no ΔP2: keep the client's own
+            use_server_timing=False,
             data_identifiers={"default": _RawCodec()},
         )
         self.p2_s, self.p2_star_s = p2_s, p2_star_s

@@ -10,17 +10,32 @@ from pathlib import Path
 
 import pytest
 
-from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_SAFETY
+from hil.plan.verdicts import CATEGORY_CONDITION, CATEGORY_DEADLINE, CATEGORY_SAFETY
 from hil.report.record import Status
 from tests.conftest import PLANS
 from tests.plan_runs import run_plan
 
 SAFETY = PLANS / "safety"
 E3 = SAFETY / "E3-isolation-fault.yaml"
+E4 = SAFETY / "E4-follow-pilot-current.yaml"
+E5 = SAFETY / "E5-pilot-error.yaml"
+E6 = SAFETY / "E6-vehicle-overdraw.yaml"
 E7 = SAFETY / "E7-cell-over-temperature.yaml"
 E8 = SAFETY / "E8-cell-over-voltage.yaml"
 E9 = SAFETY / "E9-precharge.yaml"
-HEALTHY = {"E3": E3, "E7": E7, "E8": E8, "E9": E9}
+E11 = SAFETY / "E11-message-timeout.yaml"
+E12 = SAFETY / "E12-counter-checksum.yaml"
+HEALTHY = {
+    "E3": E3,
+    "E4": E4,
+    "E5": E5,
+    "E6": E6,
+    "E7": E7,
+    "E8": E8,
+    "E9": E9,
+    "E11": E11,
+    "E12": E12,
+}
 
 
 @pytest.mark.parametrize("plan", list(HEALTHY.values()), ids=list(HEALTHY))
@@ -38,6 +53,38 @@ DEFECTS = [
         CATEGORY_DEADLINE,
         "ev.BMS_Safety.IsolationFault",
         id="E3-no-isolation-monitor",
+    ),
+    pytest.param(
+        E4,
+        "ev:ignores_pilot_drop",
+        "follows-pilot",
+        CATEGORY_DEADLINE,
+        "ev.OBC_Status.ChargeLineCurrent",
+        id="E4-ignores-pilot-drop",
+    ),
+    pytest.param(
+        E4,
+        "ev:overdraw",
+        "draws-within-pilot",
+        CATEGORY_DEADLINE,
+        "ev.OBC_Status.ChargeLineCurrent",
+        id="E4-overdraw",
+    ),
+    pytest.param(
+        E5,
+        "ev:draws_after_pilot_error",
+        "request-stops",
+        CATEGORY_DEADLINE,
+        "ev.BMS_Safety.ChargeRequest",
+        id="E5-draws-after-pilot-error",
+    ),
+    pytest.param(
+        E6,
+        "charger:no_overdraw_interrupt",
+        "charging-interrupted",
+        CATEGORY_DEADLINE,
+        "observed charger.EVSE_Status.ChargingEnabled = ENABLED at the deadline",
+        id="E6-no-overdraw-interrupt",
     ),
     pytest.param(
         E7,
@@ -62,6 +109,22 @@ DEFECTS = [
         CATEGORY_DEADLINE,
         "PRECHARGE",
         id="E9-closes-without-precharge",
+    ),
+    pytest.param(
+        E11,
+        "ev:no_timeout_detection",
+        "timeout-flagged",
+        CATEGORY_DEADLINE,
+        "observed ev.VCU_Status.BatteryTimeout = OK at the deadline",
+        id="E11-no-timeout-detection",
+    ),
+    pytest.param(
+        E12,
+        "ev:accepts_stale_counter",
+        "replay-ignored",
+        CATEGORY_CONDITION,
+        "ev.BODY_Status.LockFL",
+        id="E12-accepts-stale-counter",
     ),
 ]
 

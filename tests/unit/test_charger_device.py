@@ -18,6 +18,8 @@ import pytest
 
 from devices.charger import DEVICE_TYPE, ChargerDriver, ChargerEmulator
 from devices.charger.driver import DBC_PATH, e2e_profile, load_database
+from devices.ev import DEVICE_TYPE as EV_TYPE
+from devices.ev import EvDriver, EvEmulator
 from hil.bench.driver import Driver
 from hil.cannode.e2e import crc8_j1850
 from hil.emulation.physics import PowerSource
@@ -406,3 +408,109 @@ def test_errors_name_what_would_work(box: Box, tmp_path: Path) -> None:
     driver.check_link()
     [log] = driver.write_evidence(tmp_path)
     assert log.name == "charger.asc" and log.stat().st_size > 0
+
+
+# -- a car wired to the inlet (the bench's wiring: {inlet: charger}) -------------------
+
+Wired = tuple[ChargerDriver, ChargerEmulator, EvDriver, EvEmulator]
+
+
+@contextmanager
+def wired(car_defects: tuple[str, ...] = (), /, **settings: object) -> Iterator[Wired]:
+    """A wallbox and a car whose inlet is wired to it, each on its own bus."""
+    with (
+        wallbox(**settings) as (box_driver, box_emu),
+        can_pair(EV_TYPE, car_defects, {}, wiring={"inlet": box_emu}) as (car_driver, car_emu),
+    ):
+        assert isinstance(car_driver, EvDriver)
+        assert isinstance(car_emu, EvEmulator)
+        yield box_driver, box_emu, car_driver, car_emu
+
+
+def test_a_wired_car_follows_the_pilot_and_the_wallbox_measures_it() -> None:
+    with wired() as (box_driver, box_emu, car, _car_emu):
+        assert box_emu.state()["car_wired"]
+        # the simulated car's demand means nothing now: the wired car decides
+        box_driver.car_demand(0)
+        t, _ = charging(box_driver, 31.8)
+        car.wait_for("OBC_Status.ChargeState", "CHARGING", 1.0, since=t)
+        car.wait_for("OBC_Status.ChargeLineCurrent", 31.8, 1.0, since=t)
+        box_driver.wait_for(MEASURED, 31.8, 1.0, since=t)
+        t = box_driver.set_limit(9.6)
+        car.wait_for("OBC_Status.PilotCurrent", 9.6, 1.0, since=t)
+        followed = car.wait_for("OBC_Status.ChargeLineCurrent", 9.6, 1.0, since=t)
+        assert followed.t - t < 0.2
+        box_driver.wait_for(MEASURED, 9.6, 1.0, since=t)
+        t = box_driver.set_limit(5.0)  # below 6 A: the wallbox pauses, the car waits
+        car.wait_for("OBC_Status.ChargeState", "PAUSED", 1.0, since=t)
+        assert car.read("OBC_Status.ChargeLineCurrent").value == 0
+        box_driver.wait_for(STATE, "B", 1.0, since=t)
+        t = box_driver.plug(False)
+        car.wait_for("OBC_Status.ChargeState", "NOT_CONNECTED", 1.0, since=t)
+    assert not box_emu.state()["car_wired"]  # the car closed first: the cable is gone
+
+
+def test_a_wired_car_stops_on_a_pilot_error_and_no_session_starts() -> None:
+    with wired() as (box_driver, _, car, _car_emu):
+        car.stimulate("HIL_VehicleSim", {"HvRequest": 0})  # parked: HV for charging only
+        t, _ = charging(box_driver)
+        car.wait_for("BMS_Status.ContactorState", "CLOSED", 1.0, since=t)
+        t = box_driver.pilot_fault(True)
+        stopped = car.wait_for("OBC_Status.ChargeLineCurrent", 0, 0.5, since=t)
+        opened = car.wait_for("BMS_Status.ContactorState", "OPEN", 0.5, since=t)
+        assert max(stopped.t, opened.t) - t < 0.1
+        assert car.read("OBC_Status.PilotStatus").value == 3  # ERROR
+        time.sleep(0.3)
+        assert car.read("OBC_Status.ChargeState").value == 4  # FAULT, no new session
+        assert car.read("BMS_Status.ContactorState").value == 0
+        t = box_driver.pilot_fault(False)
+        car.wait_for("OBC_Status.ChargeState", "CHARGING", 1.5, since=t)
+
+
+def test_a_wired_car_drawing_too_much_is_interrupted() -> None:
+    with wired(overdraw_s=0.3) as (box_driver, _, car, car_emu):
+        t, _ = charging(box_driver, 16)
+        car.wait_for("OBC_Status.ChargeLineCurrent", 16, 1.0, since=t)
+        t = time.time()
+        car_emu.set_input("obc_overdraw_percent", 20)
+        box_driver.wait_for(MEASURED, 19.2, 1.0, since=t)
+        box_driver.wait_for(REASON, "OVERDRAW", 1.0, since=t)
+        car.wait_for("OBC_Status.ChargeLineCurrent", 0, 0.5, since=t)
+
+
+@pytest.mark.parametrize(
+    ("defect", "drawn"),
+    [("ignores_pilot_drop", 31.8), ("overdraw", 9.6 * 1.2)],
+)
+def test_car_defects_over_the_wire(defect: str, drawn: float) -> None:
+    with wired((defect,)) as (box_driver, _, car, _car_emu):
+        t, _ = charging(box_driver, 31.8)
+        car.wait_for("OBC_Status.ChargeState", "CHARGING", 1.0, since=t)
+        t = box_driver.set_limit(9.6)
+        read = car.wait_for("OBC_Status.PilotCurrent", 9.6, 1.0, since=t)
+        time.sleep(0.15)  # a healthy car has followed by now (test above: < 0.2 s)
+        seen = box_driver.wait_for(MEASURED, lambda a: a > 9.7, 1.0, since=read.t + 0.1)
+        assert seen.value == pytest.approx(drawn, abs=0.1)
+
+
+def test_defect_draws_after_pilot_error_keeps_asking() -> None:
+    with wired(("draws_after_pilot_error",)) as (box_driver, _, car, _car_emu):
+        charging(box_driver)
+        t = box_driver.pilot_fault(True)
+        time.sleep(0.3)
+        assert car.read("BMS_Safety.ChargeRequest").value >= 6
+        assert car.read("BMS_Status.ContactorState").value == 2  # CLOSED
+        box_driver.wait_for(STATE, "E", 0.5, since=t)  # the wallbox did its part
+
+
+def test_wiring_is_checked() -> None:
+    with wallbox() as (_, box_emu):
+        with pytest.raises(EmulatorError, match="only wiring channel is 'inlet'"):
+            EvEmulator("ev", interface="virtual", channel="x", wiring={"plug": box_emu})
+        with (
+            pytest.raises(EmulatorError, match="already wired"),
+            can_pair(EV_TYPE, (), {}, wiring={"inlet": box_emu}),
+        ):
+            box_emu.connect_car()
+    with pytest.raises(EmulatorError, match="no wiring channels"):
+        ChargerEmulator("c", interface="virtual", channel="x", wiring={"inlet": box_emu})

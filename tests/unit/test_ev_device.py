@@ -6,6 +6,7 @@ each test; timing is judged on capture timestamps.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -225,6 +226,70 @@ def test_lock_commands_with_bad_e2e_are_ignored(ev: Car) -> None:
 
 
 # -- defects ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("REPEATED_COUNTER", "BODY_LockCmd: repeated counter"),
+        ("STALE_COUNTER", "BODY_LockCmd: stale counter"),
+        ("BAD_CHECKSUM", "BODY_LockCmd: checksum"),
+    ],
+)
+def test_e2e_fault_field_sends_the_broken_frame_a_plan_asks_for(fault: str, reason: str) -> None:
+    with car() as (driver, emu):
+        t = driver.stimulate("BODY_LockCmd", {"LockRequest": "LOCK", "Source": "KEY"})
+        driver.wait_for("BODY_Status.LockFL", "LOCKED", 0.5, since=t)
+        t = driver.stimulate(
+            "BODY_LockCmd", {"LockRequest": "UNLOCK", "Source": "PHONE", "E2EFault": fault}
+        )
+        with pytest.raises(DeviceTimeout):
+            driver.wait_for("BODY_Status.LockFL", "UNLOCKED", 0.3, since=t)
+        assert emu.e2e_rejected == {reason: 1}
+        code = "U042283" if fault == "BAD_CHECKSUM" else "U042282"
+        assert driver.read(f"uds.dtc.{code}").value != 0
+        # a fault is a one-shot: the next frame is valid and counts
+        t = driver.stimulate("BODY_LockCmd", {"LockRequest": "UNLOCK", "Source": "PHONE"})
+        driver.wait_for("BODY_Status.LockFL", "UNLOCKED", 0.5, since=t)
+        with pytest.raises(ConfigError, match="E2EFault has no value 'LATE'"):
+            driver.stimulate("BODY_LockCmd", {"LockRequest": "LOCK", "E2EFault": "LATE"})
+
+
+def test_defect_accepts_stale_counter_still_drops_bad_checksums() -> None:
+    with car(("accepts_stale_counter",)) as (driver, emu):
+        t = driver.stimulate("BODY_LockCmd", {"LockRequest": 1, "Source": 0})
+        driver.wait_for("BODY_Status.LockFL", "LOCKED", 0.5, since=t)
+        t = driver.stimulate("BODY_LockCmd", {"LockRequest": 2, "E2EFault": "BAD_CHECKSUM"})
+        with pytest.raises(DeviceTimeout):
+            driver.wait_for("BODY_Status.LockFL", "UNLOCKED", 0.3, since=t)
+        t = driver.stimulate("BODY_LockCmd", {"LockRequest": 2, "E2EFault": "REPEATED_COUNTER"})
+        driver.wait_for("BODY_Status.LockFL", "UNLOCKED", 0.5, since=t)
+        assert driver.read("uds.dtc.U042282").value == 0  # it did not even notice
+
+
+def test_bms_silent_times_out_within_three_cycles_and_recovers() -> None:
+    with car() as (driver, emu):
+        driver.wait_for("VCU_Status.BatteryTimeout", "OK", 1.0)
+        last = driver.read("BMS_Status.SoC")
+        t = time.time()
+        emu.set_input("bms_silent", 1)
+        flagged = driver.wait_for("VCU_Status.BatteryTimeout", "TIMEOUT", 0.5, since=t)
+        final = driver.samples("BMS_Status.SoC", last.t)[-1]
+        assert 0.2 <= flagged.t - final.t <= 0.3  # 2.5 cycles after the last frame
+        frame = driver.frames("VCU_Status", flagged.t)[0][1]
+        assert (frame["PowerLimit"], frame["ChargeEnable"]) == (0, 0)
+        assert frame["BatterySoC"] == pytest.approx(102.3)
+        assert driver.read("uds.dtc.U011187").value != 0
+        t = time.time()
+        emu.set_input("bms_silent", 0)
+        driver.wait_for("VCU_Status.BatteryTimeout", "OK", 0.5, since=t)
+    with car(("no_timeout_detection",)) as (driver, emu):
+        driver.wait_for("VCU_Status.BatteryTimeout", "OK", 1.0)
+        t = time.time()
+        emu.set_input("bms_silent", 1)
+        with pytest.raises(DeviceTimeout, match="last value seen: OK"):
+            driver.wait_for("VCU_Status.BatteryTimeout", "TIMEOUT", 0.5, since=t)
+        assert driver.read("VCU_Status.PowerLimit").value == 100  # stale, not safe
 
 
 def test_defect_no_auto_lock() -> None:
