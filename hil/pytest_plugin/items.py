@@ -24,6 +24,12 @@ class PlanFailed(AssertionError):
     """The device did not meet the plan (Allure: failed)."""
 
 
+class PlanInvalid(AssertionError):
+    """Measured outside the method's conditions: no verdict on the device. pytest and Allure
+    show it as failed, in the category "invalid measurement conditions"; the certificate
+    says INVALID."""
+
+
 class PlanBroken(RuntimeError):
     """The plan could not be judged: device lost, plan invalid for the bench (Allure: broken)."""
 
@@ -92,9 +98,13 @@ class PlanItem(pytest.Item):
             raise PlanBroken(
                 redact(f"{record.plan_id}{record.instance} BROKEN{category}: {record.reason}")
             )
+        if record.status is Status.INVALID:
+            raise PlanInvalid(
+                redact(f"{record.plan_id}{record.instance} INVALID{category}: {record.reason}")
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, PlanFailed | PlanBroken | HilError):
+        if isinstance(excinfo.value, PlanFailed | PlanBroken | PlanInvalid | HilError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 

@@ -100,20 +100,24 @@ def _measurement_table(record: StepRecord) -> str:
     assert m is not None
     lim = m.limits
     rows = [
-        "quantity,statistic,value,unit,min,max,marginal_min,marginal_max,outcome,samples",
+        "quantity,method,statistic,value,unit,u95,min,max,marginal_min,marginal_max,"
+        "outcome,samples,decision_rule",
         ",".join(
             str(x if x is not None else "")
             for x in (
                 m.name,
+                m.method,
                 m.statistic,
                 f"{m.value:.6g}",
                 m.unit,
-                lim["min"],
-                lim["max"],
-                lim["marginal_min"],
-                lim["marginal_max"],
+                f"{m.uncertainty:.3g}" if m.uncertainty is not None else "",
+                lim.get("min"),
+                lim.get("max"),
+                lim.get("marginal_min"),
+                lim.get("marginal_max"),
                 m.outcome,
                 len(m.samples),
+                f'"{m.decision_rule}"' if m.decision_rule else "",
             )
         ),
     ]

@@ -8,6 +8,7 @@ certificate never re-judges a plan.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,15 +84,20 @@ def _measured(rec: Mapping[str, Any]) -> list[Measured]:
         m = step.get("measurement")
         if m:
             u95 = m.get("uncertainty", m.get("u95"))
+            value = m["value"]
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None  # an invalid run has no value; JSON has no NaN
             out.append(
                 Measured(
                     step=step["id"],
                     quantity=f"{m['name']} ({m['statistic']})",
-                    value=m["value"],
+                    value=value,
                     unit=m.get("unit"),
                     limit=m.get("limit", ""),
                     outcome=m.get("outcome", ""),
-                    uncertainty=float(u95) if isinstance(u95, int | float) else None,
+                    uncertainty=float(u95)
+                    if isinstance(u95, int | float) and math.isfinite(u95)
+                    else None,
                 )
             )
         observed = step.get("observed", {})

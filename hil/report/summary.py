@@ -31,6 +31,7 @@ def summarize(records: Sequence[dict[str, Any]], report: str | None) -> tuple[st
     lines.append(
         f"plans: {total}  passed: {passed}  failed: {counts.get('failed', 0)}  "
         f"broken: {counts.get('broken', 0)}  skipped: {counts.get('skipped', 0)}"
+        + (f"  invalid: {counts['invalid']}" if counts.get("invalid") else "")
     )
     if report:
         lines.append(f"report: {report}")
