@@ -2,11 +2,7 @@
 
 Behaviour, per 10 ms tick:
 
-* **Drive.** In D or R the speed moves toward ``TargetSpeed`` at ``Accel``
-  (m/s²; 0 means the default 3 m/s²). In N the car coasts down at 0.5 m/s²
-  (rolling resistance); in P it brakes to a stop at ``Accel``. The reported
-  gear follows the command at once. ``VehicleSpeed`` is unsigned: R reports
-  the magnitude.
+* **Drive** (``drive.py``): speed and gear follow ``HIL_VehicleSim``.
 * **Auto-lock.** When the reported speed is ≥ ``settings["auto_lock_kmh"]``
   (20) in D and any door is unlocked, all doors lock in the same tick and
   BODY_Status goes out at once (it is also sent every 100 ms).
@@ -49,6 +45,7 @@ from devices.ev import battery, charging, digital_key, vcu
 from devices.ev import diagnostics as diag
 from devices.ev.battery import Battery, Limits
 from devices.ev.charging import OnboardCharger
+from devices.ev.drive import GEAR_D, GEARS, Drive
 from devices.ev.driver import (
     CAR_NODES,
     DOORS,
@@ -63,15 +60,11 @@ from hil.emulation.base import Emulator
 from hil.errors import EmulatorError
 from hil.uds.server import UdsServer
 
-GEAR_P, GEAR_R, GEAR_N, GEAR_D = 0, 1, 2, 3
-GEARS = {GEAR_P: "P", GEAR_R: "R", GEAR_N: "N", GEAR_D: "D", 7: "SNA"}
 UNLOCKED, LOCKED = 0, 1
 RESULT_NONE, RESULT_ACCEPTED, RESULT_REFUSED = 0, 1, 2
 RESULTS = {RESULT_NONE: "NONE", RESULT_ACCEPTED: "ACCEPTED", RESULT_REFUSED: "REFUSED"}
 REQ_LOCK, REQ_UNLOCK = 1, 2
 
-DEFAULT_ACCEL = 3.0  # m/s²
-COAST_DECEL = 0.5  # m/s², rolling resistance in N
 SLOW_AUTO_LOCK_DELAY_S = 1.0
 AUX_LOAD_A = 5.0  # 12 V system and coolant pumps, from the pack
 MAINS_V, OBC_EFFICIENCY = 230.0, 0.92
@@ -144,11 +137,7 @@ class EvEmulator(CanNodeEmulator):
             SerialNumber=int(s.get("serial", 20261125)),
         )
         self._charger, self._wire = self._inlet(wiring or {})
-        self._speed = 0.0  # km/h, unquantized
-        self._reported = 0.0  # km/h as the DBC carries it
-        self._target = 0.0
-        self._accel = DEFAULT_ACCEL
-        self._gear = GEAR_P
+        self.drive = Drive()
         self._hv_request = True  # the rig's ignition (HIL_VehicleSim.HvRequest)
         self._locks = [UNLOCKED] * len(DOORS)
         self._result = RESULT_NONE
@@ -208,7 +197,7 @@ class EvEmulator(CanNodeEmulator):
     def uds_allowed(self, sid: int) -> bool:
         # a real VCU refuses resets and actuator tests while the car moves
         with self._lock:
-            return sid not in (0x11, 0x31) or self._reported <= 0.0
+            return sid not in (0x11, 0x31) or self.drive.reported <= 0.0
 
     def on_reset(self, kind: int) -> None:
         with self._lock:
@@ -266,17 +255,14 @@ class EvEmulator(CanNodeEmulator):
     # -- behaviour (worker thread, under _lock) ---------------------------
 
     def tick(self, dt: float) -> None:
-        before = self._speed
-        self._speed = _approach(self._speed, *self._goal(), dt)
-        self._reported = self.quantize("DRIVE_Status", "VehicleSpeed", self._speed)
-        accel_ms2 = (self._speed - before) / 3.6 / dt if dt > 0 else 0.0
+        accel_ms2 = self.drive.step(dt, self._quantize_speed)
         if self.vcu.check(dt, self.sent_at.get(vcu.BMS_FRAME)):
             self._dtc(diag.DTC_BMS_TIMEOUT)
         bat, obc = self.battery, self.obc
         enabled = not self.vcu.timed_out
         blocked = bat.charge_blocked
         charge_hv = obc.wants_hv(enabled=enabled, blocked=blocked)
-        drive_a = AUX_LOAD_A + 0.15 * self._speed + max(accel_ms2, 0.0) * 20.0
+        drive_a = AUX_LOAD_A + 0.15 * self.drive.speed + max(accel_ms2, 0.0) * 20.0
         charge_a = obc.line_a * MAINS_V * OBC_EFFICIENCY / max(bat.pack_v, 1.0)
         bat.step(dt, hv_wanted=self._hv_request or charge_hv, current_a=drive_a - charge_a)
         obc.step(
@@ -291,7 +277,8 @@ class EvEmulator(CanNodeEmulator):
         self._publish()
 
     def _digital_key(self) -> None:
-        if self.digital_key.step(time.monotonic()):
+        moving = self.drive.reported > self.unlock_max_kmh
+        if self.digital_key.step(time.monotonic(), moving=moving):
             self._locks[DOORS.index("FL")] = UNLOCKED  # the driver door only
             self._result = RESULT_ACCEPTED
             self.send_now("BODY_Status")
@@ -309,19 +296,14 @@ class EvEmulator(CanNodeEmulator):
         if bat.thermal == battery.SHUTDOWN:
             self._dtc(diag.DTC_CELL_OVERTEMP)
 
-    def _goal(self) -> tuple[float, float]:
-        """(target km/h, rate m/s²) for the current gear."""
-        if self._gear in (GEAR_D, GEAR_R):
-            return self._target, self._accel
-        if self._gear == GEAR_N:
-            return 0.0, COAST_DECEL
-        return 0.0, self._accel
+    def _quantize_speed(self, kmh: float) -> float:
+        return self.quantize("DRIVE_Status", "VehicleSpeed", kmh)
 
     def _auto_lock(self) -> None:
         wanted = (
             not self.has("no_auto_lock")
-            and self._gear == GEAR_D
-            and self._reported >= self.auto_lock_kmh
+            and self.drive.gear == GEAR_D
+            and self.drive.reported >= self.auto_lock_kmh
             and UNLOCKED in self._locks
         )
         if not wanted:
@@ -337,10 +319,9 @@ class EvEmulator(CanNodeEmulator):
 
     def on_message(self, name: str, values: Mapping[str, Any], t: float) -> None:
         if name == "HIL_VehicleSim":
-            self._target = float(values["TargetSpeed"])
-            self._gear = int(values["Gear"])
-            accel = float(values["Accel"])
-            self._accel = accel if accel > 0 else DEFAULT_ACCEL
+            self.drive.command(
+                float(values["TargetSpeed"]), int(values["Gear"]), float(values["Accel"])
+            )
             self._home_distance = int(values["HomeDistance"])
             self._hv_request = bool(values["HvRequest"])
         elif name == "BODY_LockCmd":
@@ -349,7 +330,7 @@ class EvEmulator(CanNodeEmulator):
                 self._set_locks(LOCKED)
                 self._result = RESULT_ACCEPTED
             elif request == REQ_UNLOCK:
-                moving = self._reported > self.unlock_max_kmh
+                moving = self.drive.reported > self.unlock_max_kmh
                 if moving and not self.has("unlock_while_moving"):
                     self._result = RESULT_REFUSED
                 else:
@@ -370,7 +351,7 @@ class EvEmulator(CanNodeEmulator):
             self.send_now("BODY_Status")
 
     def _publish(self) -> None:
-        self.set_signals("DRIVE_Status", VehicleSpeed=self._reported, Gear=self._gear)
+        self.set_signals("DRIVE_Status", VehicleSpeed=self.drive.reported, Gear=self.drive.gear)
         self.set_signals(
             "BODY_Status",
             LockResult=self._result,
@@ -396,11 +377,11 @@ class EvEmulator(CanNodeEmulator):
         """A read-only snapshot of the car's internal state."""
         with self._lock:
             snapshot = {
-                "speed_kmh": self._speed,
-                "reported_speed_kmh": self._reported,
-                "target_kmh": self._target,
-                "accel_ms2": self._accel,
-                "gear": GEARS.get(self._gear, str(self._gear)),
+                "speed_kmh": self.drive.speed,
+                "reported_speed_kmh": self.drive.reported,
+                "target_kmh": self.drive.target,
+                "accel_ms2": self.drive.accel,
+                "gear": GEARS.get(self.drive.gear, str(self.drive.gear)),
                 "hv_request": self._hv_request,
                 "locks": {
                     door: "LOCKED" if lock else "UNLOCKED"
@@ -424,11 +405,3 @@ class EvEmulator(CanNodeEmulator):
         # outside _lock: the UDS server takes its own lock, then ours (conditions)
         snapshot["uds"] = self.uds.state() if self.uds is not None else None
         return snapshot
-
-
-def _approach(speed: float, target: float, rate_ms2: float, dt: float) -> float:
-    """``speed`` moved toward ``target`` by at most ``rate`` (m/s²) over ``dt``."""
-    step = rate_ms2 * 3.6 * dt
-    if speed < target:
-        return min(target, speed + step)
-    return max(target, speed - step)
