@@ -12,6 +12,7 @@ from hil.errors import PlanError
 from hil.plan.loader import load_plan
 from hil.plan.resolve import resolve_plan
 from hil.plan.resolved import Expectation, Measurement, Stimulus
+from hil.plan.tools import plan_files
 from tests.conftest import EMULATED_BENCH, PLANS
 
 
@@ -21,7 +22,7 @@ def definitions() -> dict[str, DeviceDefinition]:
 
 
 def test_shipped_plans_resolve(definitions: dict[str, DeviceDefinition]) -> None:
-    plans = sorted(PLANS.rglob("*.yaml"))
+    plans = sorted(plan_files([PLANS]))  # not requirements.yaml or canaries.yaml
     assert {p.stem.split("-")[0] for p in plans} >= {"E1", "A1", "N1"}
     for path in plans:
         resolved = resolve_plan(load_plan(path).instances()[0], definitions)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from hil.plan.tools import schema, schema_text
+from hil.plan.tools import plan_files, schema, schema_text
 from tests.conftest import PLANS, ROOT
 
 SCHEMA = PLANS / "plan.schema.json"
@@ -19,7 +19,7 @@ def test_committed_schema_is_in_sync() -> None:
 
 
 def test_every_shipped_plan_points_editors_at_the_schema() -> None:
-    for plan in PLANS.rglob("*.yaml"):
+    for plan in plan_files([PLANS]):
         first = plan.read_text().splitlines()[0]
         assert first.startswith("# yaml-language-server: $schema="), plan
         target = (plan.parent / first.split("=", 1)[1]).resolve()
