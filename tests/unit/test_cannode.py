@@ -21,7 +21,14 @@ import pytest
 from hil.bench.definition import StimulusInfo
 from hil.bench.driver import Sample
 from hil.cannode import CanNodeDriver, CanNodeEmulator, E2EProfile, can_definition, crc8_j1850
-from hil.cannode.e2e import CHECKSUM, REPEATED, STALE
+from hil.cannode.e2e import (
+    BAD_CHECKSUM,
+    CHECKSUM,
+    REPEATED,
+    REPEATED_COUNTER,
+    STALE,
+    STALE_COUNTER,
+)
 from hil.errors import ConfigError, DefinitionError, DeviceLost, DeviceTimeout
 from hil.transports.can import CanTransport
 
@@ -129,6 +136,29 @@ def test_e2e_sender_and_receiver_agree_and_reject_faults(db: Database) -> None:
     assert receiver.verify(msg.frame_id, good, 1) is None
     assert receiver.error_count == 3
     assert receiver.errors["HIL_Cmd: checksum"] == 1
+
+
+def test_e2e_fault_frames_are_what_a_receiver_rejects(db: Database) -> None:
+    profile = E2EProfile(db, E2E_SPEC)
+    msg = db.get_message_by_name("HIL_Cmd")
+    sender, receiver = profile.sender(), profile.receiver()
+    values = {"Setpoint": 50, "Enable": 1}
+    assert sender.fault_counter("HIL_Cmd", REPEATED_COUNTER) == 0  # nothing sent yet: 0
+    for i in range(3):
+        assert receiver.verify(msg.frame_id, sender.protect(msg, values), i) is None
+    assert sender.last_counter("HIL_Cmd") == 2
+    repeated = sender.fault_counter("HIL_Cmd", REPEATED_COUNTER)
+    stale = sender.fault_counter("HIL_Cmd", STALE_COUNTER)
+    assert (repeated, stale) == (2, 14)
+    assert sender.fault_counter("HIL_Cmd", BAD_CHECKSUM) is None  # the next counter, as usual
+    data = sender.protect(msg, values, counter=repeated)
+    assert receiver.verify(msg.frame_id, data, 2) == REPEATED
+    data = sender.protect(msg, values, counter=stale)
+    assert receiver.verify(msg.frame_id, data, 14) == STALE
+    corrupt = sender.protect(msg, values, corrupt=True)
+    assert receiver.verify(msg.frame_id, corrupt, 3) == CHECKSUM
+    # forced counters do not move the sender: its next frame is valid
+    assert receiver.verify(msg.frame_id, sender.protect(msg, values), 4) is None
 
 
 def test_e2e_counter_rolls_over(db: Database) -> None:
