@@ -248,7 +248,8 @@ class HubLinkClient(Resource):
         try:
             conn.send(message)
         except (OSError, LinkFormatError) as err:
-            log.warning("hub link %s: send failed: %s", self.name, err)
+            if not self._stop.is_set():  # while closing, a hub already gone is expected
+                log.warning("hub link %s: send failed: %s", self.name, err)
             conn.close()
             return False
         return True

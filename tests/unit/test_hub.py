@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from devices.charger.driver import ChargerDriver
 from devices.hub.api import HubApi
+from devices.hub.driver import HubDriver
 from devices.hub.emulator import HubEmulator
 from devices.hub.energy import appliance_current, charge_limit
 from devices.hub.home import Call, Home, Notice
@@ -319,6 +321,25 @@ def test_hub_drives_the_charger_and_reaches_modules(tmp_path: Path) -> None:
         bench.stimulate("hub", "charger_link", {"value": 0.0})
         charger.wait_for("EVSE_Status.LinkState", "LOST", 3.0)  # type: ignore[attr-defined]
         assert bench.get("hub").read("HUB_Status.ChargerLink").value == 1  # CUT
+
+
+def test_hub_stands_back_while_the_bench_plays_it(tmp_path: Path) -> None:
+    """A plan that sends HUB_ChargeLimit itself is not fought: the hub goes quiet
+    until HIL_HubCtrl hands the charger back (or yield_s passes)."""
+    path = tmp_path / "bench.yaml"
+    path.write_text(BENCH)
+    with Bench(load_bench(path)) as bench:
+        charger, hub = bench.get("charger"), bench.get("hub")
+        assert isinstance(charger, ChargerDriver) and isinstance(hub, HubDriver)
+        hub.wait_for("HUB_Status.ChargerLink", "OK", 3.0)
+        t = charger.set_limit(10)
+        hub.wait_for("HUB_Status.ChargerLink", "BENCH", 1.0)
+        time.sleep(1.5)  # longer than the hub's heartbeat: it would have sent by now
+        sent = charger.frames("HUB_ChargeLimit", t)
+        assert [f["CurrentLimit"] for _, f in sent] == [10.0]  # only the bench's own frame
+        t = hub.control()  # ChargeControl HUB
+        hub.wait_for("HUB_Status.ChargerLink", "OK", 1.0, since=t)
+        charger.wait_for("HUB_ChargeLimit.CurrentLimit", 32.0, 2.0, since=t)
 
 
 def test_linked_hub_without_an_address_is_a_bench_error(tmp_path: Path) -> None:
