@@ -31,13 +31,14 @@ from hil.bench.definition import SignalInfo
 from hil.errors import EmulatorError
 
 MESSAGE = "KEY_Status"
-NONE, UNLOCKED, REJECTED_UNPAIRED, REJECTED_RANGE, REJECTED_NO_PHONE = 0, 1, 2, 3, 4
+NONE, UNLOCKED, REJECTED_UNPAIRED, REJECTED_RANGE, REJECTED_NO_PHONE, REJECTED_MOVING = range(6)
 RESULTS = {
     NONE: "NONE",
     UNLOCKED: "UNLOCKED",
     REJECTED_UNPAIRED: "REJECTED_UNPAIRED",
     REJECTED_RANGE: "REJECTED_RANGE",
     REJECTED_NO_PHONE: "REJECTED_NO_PHONE",
+    REJECTED_MOVING: "REJECTED_MOVING",
 }
 RSSI_NONE = -128  # KEY_Status.BleRssi when no phone is heard
 RANGE_NA = 655.35  # KEY_Status.RangedDistance raw all-ones: no UWB range
@@ -148,12 +149,20 @@ class DigitalKey:
 
     # ----- the host's tick (its CAN thread)
 
-    def step(self, now: float) -> bool:
-        """Range every phone, decide a pending touch; True when the driver door unlocks now."""
+    def step(self, now: float, *, moving: bool = False) -> bool:
+        """Range every phone, decide a pending touch; True when the driver door unlocks now.
+
+        ``moving``: the car is faster than its unlock limit; nothing unlocks then
+        (a touch is refused, and so is an unlock still pending from before).
+        """
         with self._lock:
             phones = list(self._phones)
             touched, self._touched = self._touched, False
         self._sightings = tuple(self._sense(p) for p in phones)
+        if moving and (touched or self._unlock_at is not None):
+            self._unlock_at, self._result = None, REJECTED_MOVING
+            self.decisions.append((RESULTS[REJECTED_MOVING], None))
+            return False
         if touched and self._unlock_at is None:
             result, phone = self._decide()
             self.decisions.append((RESULTS[result], phone))

@@ -19,6 +19,7 @@ import devices.phone as phone_type
 from devices.ev.digital_key import (
     NONE,
     RANGE_NA,
+    REJECTED_MOVING,
     REJECTED_NO_PHONE,
     REJECTED_RANGE,
     REJECTED_UNPAIRED,
@@ -174,6 +175,22 @@ def test_status_reports_the_handle_and_the_nearest_phone(phone: PhoneEmulator) -
     assert status["BleRssi"] == round(-59 - 20 * 0.5118833609788743)  # 20 log10(3.25)
 
 
+def test_nothing_unlocks_while_the_car_moves(phone: PhoneEmulator) -> None:
+    key = make_key("key_slow_unlock")
+    key.attach(phone)
+    phone.set_input("distance", 0.5)
+    key.set_input("handle_touch", 1.0)
+    assert key.step(0.0, moving=True) is False
+    assert key.signals()["LastResult"] == REJECTED_MOVING
+    key.set_input("handle_touch", 0.0)
+    # an unlock decided at a standstill is dropped when the car moves off before it
+    key.set_input("handle_touch", 1.0)
+    assert key.step(1.0) is False
+    assert key.step(1.0 + SLOW_UNLOCK_S, moving=True) is False
+    assert key.step(2.0 + SLOW_UNLOCK_S) is False
+    assert key.signals()["LastResult"] == REJECTED_MOVING
+
+
 # ----- the defects
 
 
@@ -287,3 +304,16 @@ def test_handle_touch_is_an_ev_input_for_plans() -> None:
     assert "digital_key" in definition.capabilities
     assert definition.signals["KEY_Status.LastResult"].choices["REJECTED_UNPAIRED"] == 2
     assert set(EvEmulator.DEFECTS) >= {"key_accepts_unpaired", "key_relay_attack"}
+
+
+def test_a_touch_while_driving_unlocks_nothing_on_can(
+    car_and_phone: tuple[EvDriver, EvEmulator, PhoneEmulator],
+) -> None:
+    driver, emu, phone = car_and_phone
+    phone.set_input("distance", 0.5)  # the owner's phone, in the car
+    t_drive = driver.drive(30, accel=25)
+    driver.wait_for("DRIVE_Status.VehicleSpeed", lambda v: v >= 20, 3.0, since=t_drive)
+    t_touch = time.time()
+    emu.set_input("handle_touch", 1.0)
+    driver.wait_for("KEY_Status.LastResult", "REJECTED_MOVING", 0.5, since=t_touch)
+    assert driver.all_locked
