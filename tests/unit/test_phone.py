@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 
 import devices.phone as phone_type
+from devices.hub.api import HubApi
 from devices.phone.driver import PhoneDriver
 from devices.phone.emulator import PhoneEmulator
+from hil import hublink
 from hil.bench.links import LinkedDevice
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.errors import EmulatorError, ProtocolError
@@ -377,3 +379,31 @@ def test_a_real_car_is_not_reached_by_an_emulated_phone() -> None:
     linked = LinkedDevice("ev", "ev", {"interface": "socketcan", "channel": "can0"})
     with phone(links={"car": (linked,)}) as (emu, _drv):
         assert emu.state()["car"] is False
+
+
+def test_phone_against_the_hubs_own_api_server() -> None:
+    """The same conversation with the hub's real API server (devices/hub/api.py)."""
+    api = HubApi("hub")
+    api.start()
+    try:
+        with phone({"hub_api": api.address}) as (emu, drv):
+            hello = api.events.get(timeout=3.0)
+            assert (hello.kind, hello.role, hello.device) == ("hello", "phone", "phone")
+            assert hello.model == "hilbench.phone.v1"
+            wait_for(lambda: emu.hub_connected)
+            since = time.time()
+            delivered = api.notify(hublink.notify("door_alarm", "fridge", "door open", 1.0))
+            assert delivered == 1
+            drv.wait_notification(since, 3.0)
+            wait_for(lambda: drv.notification_count == 1)
+            assert drv.last_notification()["category"] == "door_alarm"
+            emu.set_input("at_home", 1.0)
+            command = api.events.get(timeout=3.0)
+            assert (command.kind, command.body) == (
+                "command",
+                {"kind": "command", "name": "presence", "args": {"home": True}},
+            )
+            api.answer("phone", command.ident, hublink.result(0))
+            wait_for(lambda: emu.presence_told == [True])
+    finally:
+        api.stop()
