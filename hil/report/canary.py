@@ -60,6 +60,8 @@ def plan_paths(roots: Sequence[Path]) -> dict[str, Path]:
     """Plan id → file, for every plan under ``roots``."""
     out: dict[str, Path] = {}
     for path in plan_files(roots):
+        if path.suffix not in (".yaml", ".yml"):
+            continue
         try:
             out[load_plan(path).id] = path
         except HilError:
