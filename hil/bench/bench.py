@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -230,14 +231,20 @@ class Bench(Resource):
         """Each device's identity as it reported it (read once, then remembered)."""
         if self._identities is not None:
             return self._identities
-        out: dict[str, dict[str, str]] = {}
-        for name, driver in self.drivers.items():
+
+        def read(driver: Driver) -> dict[str, str]:
             try:
-                out[name] = driver.identity()
+                return driver.identity()
             except HilError as err:
-                out[name] = {"error": str(err)}
-        self._identities = out
-        return out
+                return {"error": str(err)}
+
+        # each read may wait a bounded while for a boot line or an identity frame:
+        # read them side by side, so a bench of twelve devices waits once, not twelve times
+        drivers = list(self.drivers.items())
+        with ThreadPoolExecutor(max_workers=max(1, len(drivers))) as pool:
+            found = list(pool.map(read, [d for _, d in drivers]))
+        self._identities = {name: ident for (name, _), ident in zip(drivers, found, strict=True)}
+        return self._identities
 
     def write_evidence(self, directory: Path, devices: Iterable[str] | None = None) -> list[Path]:
         paths: list[Path] = []
