@@ -31,6 +31,9 @@ def load_dbc(path: Path) -> Database:
     return db
 
 
+HANDSHAKE_TRIES = 3
+
+
 def _frame_key(msg: can.Message) -> int:
     return int(msg.arbitration_id)
 
@@ -48,6 +51,27 @@ def _check_socketcand_server(kwargs: dict[str, Any], timeout: float = 3.0) -> No
             pass
     except OSError as err:
         raise OSError(f"no socketcand server at {host}:{port}: {err.strerror or err}") from err
+
+
+def _open_socketcand(channel: str, kwargs: dict[str, Any]) -> can.BusABC:
+    """python-can's socketcand client, retrying a handshake that raced the first frames.
+
+    A socketcand daemon sends frames as soon as it has acknowledged ``< rawmode >``;
+    the client reads that ``< ok >`` with one recv() and compares it exactly, so on a
+    busy bus a frame in the same read fails the handshake. A new connection cures it
+    (hil's own gateway holds frames back after the ``< ok >``).
+    """
+    _check_socketcand_server(kwargs)
+    attempt = 1
+    while True:
+        try:
+            return can.Bus(interface="socketcand", channel=channel, **kwargs)
+        except can.CanError as err:
+            received = str(err).partition("got: '")[2].removesuffix("'")
+            raced = received.startswith("< ok >") and received != "< ok >"
+            if not raced or attempt >= HANDSHAKE_TRIES:
+                raise
+            attempt += 1
 
 
 def _socketcand_hung_up(bus: can.BusABC) -> bool:
@@ -106,8 +130,9 @@ class CanTransport(Resource):
             kwargs["fd"] = True
         try:
             if self.interface == "socketcand":
-                _check_socketcand_server(kwargs)
-            self._bus = can.Bus(interface=self.interface, channel=self.channel, **kwargs)
+                self._bus = _open_socketcand(self.channel, kwargs)
+            else:
+                self._bus = can.Bus(interface=self.interface, channel=self.channel, **kwargs)
         except (can.CanError, OSError, ValueError, ImportError) as err:
             raise TransportOpenError(
                 f"cannot open CAN interface {self.interface!r} channel {self.channel!r}: {err}",

@@ -8,6 +8,7 @@ tests pin the wire text the client parses.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import can
 import pytest
 
 from hil.errors import TransportOpenError
-from hil.transports.can import CanTransport
+from hil.transports.can import HANDSHAKE_TRIES, CanTransport
 from hil.transports.socketcand_gateway import (
     RAW_GRACE_S,
     GatewayProtocolError,
@@ -262,3 +263,62 @@ def test_parse_send_rejects(body: str) -> None:
 def test_format_frame_rounds_timestamps_into_six_digits() -> None:
     msg = can.Message(timestamp=12.9999996, arbitration_id=0x1, data=b"\x00", is_extended_id=False)
     assert format_frame(msg) == "< frame 001 13.000000 00 >"
+
+
+class _EagerDaemon:
+    """A socketcand server that, like the daemon on a busy bus, sends a frame in the same
+    segment as its ``< ok >`` to ``< rawmode >`` on the first ``races`` handshakes and
+    relays nothing: the client's handshake race, made certain."""
+
+    def __init__(self, races: int) -> None:
+        self.races = races
+        self.handshakes = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, name="eager-daemon", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.conns.append(conn)
+            conn.settimeout(2.0)
+            try:
+                conn.sendall(b"< hi >")
+                if not conn.recv(256):  # hil's probe connection: hangs up at once
+                    continue
+                conn.sendall(b"< ok >")
+                conn.recv(256)  # < rawmode >
+                self.handshakes += 1
+                raced = self.handshakes <= self.races
+                conn.sendall(b"< ok >< frame 123 1.000000 01 >" if raced else b"< ok >")
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=2.0)
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.mark.parametrize("races", [1, HANDSHAKE_TRIES])
+def test_a_handshake_that_raced_a_frame_is_retried(races: int) -> None:
+    daemon = _EagerDaemon(races)
+    opts = {"host": "127.0.0.1", "port": daemon.port}
+    transport = CanTransport("ev", interface="socketcand", channel="can0", bus_kwargs=opts)
+    try:
+        if races < HANDSHAKE_TRIES:
+            transport.open()
+            assert daemon.handshakes == races + 1
+        else:
+            with pytest.raises(TransportOpenError, match="Expected '< ok >' got: '< ok >< frame"):
+                transport.open()
+            assert daemon.handshakes == HANDSHAKE_TRIES
+    finally:
+        transport.close()
+        daemon.close()
