@@ -198,7 +198,7 @@ def test_plans_run_under_xdist_each_worker_with_its_own_bench(project: pytest.Py
         "-n",
         "2",
         "-k",
-        "(E1 and not E10) or A1 or 16",
+        "speed-auto-lock or plug-overcurrent or 16",
     )
     result.assert_outcomes(passed=3)
 
@@ -209,13 +209,18 @@ def test_last_failed_reruns_only_the_failed_plan(project: pytest.Pytester) -> No
         "--bench",
         str(EMULATED_BENCH),
         "-k",
-        "(E1 and not E10) or A1",
+        "speed-auto-lock or plug-overcurrent",
         "--hil-defect",
         "ev:no_auto_lock",
     )
     first.assert_outcomes(passed=1, failed=1)
     again = project.runpytest_subprocess(
-        "testplans/safety", "--bench", str(EMULATED_BENCH), "-k", "(E1 and not E10) or A1", "--lf"
+        "testplans/safety",
+        "--bench",
+        str(EMULATED_BENCH),
+        "-k",
+        "speed-auto-lock or plug-overcurrent",
+        "--lf",
     )
     again.assert_outcomes(passed=1)  # only E1 ran again, now on the healthy bench
     again.stdout.fnmatch_lines(
