@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 AMPS_PER_PERCENT = 0.6  # IEC 61851-1, 10 %..85 % duty
 MIN_DUTY, MAX_DUTY, NO_PWM = 10.0, 85.0, 100.0
@@ -78,3 +79,14 @@ class PilotWire:
         """What flows: the car's draw while the wallbox's contactor is closed, else 0."""
         with self._lock:
             return self._car.draw_a if self._evse.supply and self._evse.plugged else 0.0
+
+
+@runtime_checkable
+class Socket(Protocol):
+    """A wallbox a car's inlet can be wired to (the charger emulator)."""
+
+    name: str
+
+    def connect_car(self) -> PilotWire: ...
+
+    def disconnect_car(self, wire: PilotWire) -> None: ...

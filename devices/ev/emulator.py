@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import can
 
-from devices.charger.pilot import PilotWire
+from devices.charger.pilot import PilotWire, Socket
 from devices.ev import battery, charging, digital_key, vcu
 from devices.ev import diagnostics as diag
 from devices.ev.battery import Battery, Limits
@@ -164,7 +164,7 @@ class EvEmulator(CanNodeEmulator):
         self.digital_key = digital_key.DigitalKey(name, s, self.has)
         self._publish()
 
-    def _inlet(self, wiring: Mapping[str, Emulator]) -> tuple[Any, PilotWire | None]:
+    def _inlet(self, wiring: Mapping[str, Emulator]) -> tuple[Socket | None, PilotWire | None]:
         unknown = sorted(set(wiring) - {"inlet"})
         if unknown:
             raise EmulatorError(
@@ -174,15 +174,12 @@ class EvEmulator(CanNodeEmulator):
         charger = wiring.get("inlet")
         if charger is None:
             return None, None
-        connect = getattr(charger, "connect_car", None)
-        if connect is None:
+        if not isinstance(charger, Socket):
             raise EmulatorError(
                 f"the car's inlet is wired to {charger.name!r}, which is not a wallbox",
                 device=self.name,
             )
-        wire = connect()
-        assert isinstance(wire, PilotWire)
-        return charger, wire
+        return charger, charger.connect_car()
 
     # -- diagnostics hooks (diag.Car) ------------------------------------------
 

@@ -512,5 +512,8 @@ def test_wiring_is_checked() -> None:
             can_pair(EV_TYPE, (), {}, wiring={"inlet": box_emu}),
         ):
             box_emu.connect_car()
+    other_car = EvEmulator("ev2", interface="virtual", channel="y")
+    with pytest.raises(EmulatorError, match="wired to 'ev2', which is not a wallbox"):
+        EvEmulator("ev", interface="virtual", channel="x", wiring={"inlet": other_car})
     with pytest.raises(EmulatorError, match="no wiring channels"):
         ChargerEmulator("c", interface="virtual", channel="x", wiring={"inlet": box_emu})
