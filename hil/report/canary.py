@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +38,16 @@ class CanaryEntry(BaseModel):
     plan: str = Field(description="plan id, e.g. E1")
     defect: str | list[str] = Field(description="DEVICE:DEFECT injected into the emulated bench")
     step: str = Field(description="the step that must fail")
+    status: Literal["failed", "invalid"] = Field(
+        default="failed", description="what the run must report (invalid: a validity gate)"
+    )
+    time_scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="run this canary at another time scale than the bench's (recorded); for "
+        "long measurements whose defect shows at any scale",
+    )
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -53,7 +65,10 @@ def load_canaries(path: Path) -> list[CanaryExpectation]:
     data, locs = load_file(path, ConfigError)
     check_spec(data, locs, SUPPORTED_SPEC, ConfigError, "canary file")
     parsed = validate(CanaryFile, data, locs, ConfigError)
-    return [CanaryExpectation(c.plan, c.defects, c.step) for c in parsed.canaries]
+    return [
+        CanaryExpectation(c.plan, c.defects, c.step, c.status, c.time_scale)
+        for c in parsed.canaries
+    ]
 
 
 def plan_paths(roots: Sequence[Path]) -> dict[str, Path]:
@@ -88,6 +103,9 @@ def run_canaries(
             continue
         try:
             loaded = load_bench(bench_path, canary.defects)
+            if canary.time_scale is not None:
+                config = loaded.config.model_copy(update={"time_scale": canary.time_scale})
+                loaded = replace(loaded, config=config)
             plan = load_plan(path)
             instance = plan.instances(loaded.parameter_overrides(plan.id))[0]
             with Bench(loaded) as bench:
@@ -97,8 +115,8 @@ def run_canaries(
             progress(f"{label}: could not run ({err})")
             continue
         write_record(record, out_dir)
-        failed = [s.id for s in _all_steps(record.steps) if s.status.value == "failed"]
-        ok = record.status.value == "failed" and canary.step in failed
+        failed = [s.id for s in _all_steps(record.steps) if s.status.value == canary.status]
+        ok = record.status.value == canary.status and canary.step in failed
         caught += ok
         progress(f"{label}: {'caught' if ok else 'NOT CAUGHT'} ({record.status.value})")
     return caught

@@ -51,6 +51,8 @@ class CanaryExpectation:
     plan_id: str
     defects: tuple[str, ...]
     step: str
+    status: str = "failed"  # what the run must report: failed, or invalid for a validity gate
+    time_scale: float | None = None  # the canary's own time scale, when not the bench's
 
 
 @dataclass(frozen=True)
@@ -212,17 +214,18 @@ def canaries(
     for exp in expected:
         rec = runs.get((exp.plan_id, tuple(sorted(exp.defects))))
         failed = (
-            [s["id"] for s in _steps(rec.get("steps", [])) if s.get("status") == "failed"]
+            [s["id"] for s in _steps(rec.get("steps", [])) if s.get("status") == exp.status]
             if rec
             else []
         )
         status = rec["status"] if rec else "not run"
-        caught = status == "failed" and exp.step in failed
+        caught = status == exp.status and exp.step in failed
         out.append(
             Canary(
                 plan_id=exp.plan_id,
                 defects=list(exp.defects),
                 expected_step=exp.step,
+                expected_status=exp.status,
                 status=status,
                 failed_step=", ".join(failed),
                 caught=caught,

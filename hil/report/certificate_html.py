@@ -242,12 +242,12 @@ def render(cert: Certificate, plots: Sequence[Plot] = ()) -> str:
         "<p>Each canary injects a known defect into an emulator; the tool must report the "
         "plan as FAILED at the stated step.</p>",
         _table(
-            ["plan", "injected defect", "must fail at", "reported", "caught"],
+            ["plan", "injected defect", "must report", "reported", "caught"],
             (
                 [
                     escape(k.plan_id),
                     escape(", ".join(k.defects)),
-                    escape(k.expected_step),
+                    escape(f"{k.expected_status} at {k.expected_step}"),
                     escape(f"{k.status} {k.failed_step}".strip()),
                     f"<b class='{'passed' if k.caught else 'failed'}'>"
                     f"{'yes' if k.caught else 'NO'}</b>",

@@ -106,6 +106,7 @@ class Canary(Model):
     plan_id: str
     defects: list[str]
     expected_step: str
+    expected_status: str = Field(default="failed", description="failed, or invalid for a gate")
     status: str
     failed_step: str
     caught: bool

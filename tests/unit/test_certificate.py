@@ -12,7 +12,7 @@ import pytest
 from hil.bench.loader import LoadedBench, load_bench
 from hil.errors import ConfigError
 from hil.report.canary import load_canaries
-from hil.report.certificate import CanaryExpectation, Signing, build
+from hil.report.certificate import CanaryExpectation, Signing, build, canaries
 from hil.report.certificate_html import plots_from_records, render
 from hil.report.certificate_model import Certificate, schema_text
 from hil.report.commands import merge, write_certificate
@@ -327,3 +327,18 @@ def test_merge_combines_result_sets_and_refuses_conflicts(tmp_path: Path) -> Non
     clash.write_text(clash.read_text().replace('"passed"', '"failed"', 1))
     with pytest.raises(ConfigError, match="already merged"):
         merge(merged, [first])
+
+
+def test_a_validity_gate_canary_is_caught_by_an_invalid_run(tmp_path: Path) -> None:
+    gate = CanaryExpectation("N4", ("power_analyzer:no_thd",), "standby-power", "invalid", 0.01)
+    run = record("N4", Status.PASSED, [], defects={"power_analyzer": ["no_thd"]})
+    run.status = run.steps[0].status = Status.INVALID
+    run.steps[0].id = "standby-power"
+    [check] = canaries([gate], [json.loads(json.dumps(run.to_json(), default=str))])
+    assert check.caught and check.expected_status == "invalid"
+    path = tmp_path / "canaries.yaml"
+    path.write_text(
+        "spec: 1\ncanaries:\n  - {plan: N4, defect: 'power_analyzer:no_thd', step: standby-power,"
+        " status: invalid, time_scale: 0.01}\n"
+    )
+    assert load_canaries(path) == [gate]
