@@ -276,6 +276,10 @@ class HubLinkClient(Resource):
                     f"no result from the hub for {dict(call)!r} within {timeout:g} s",
                     device=self.name,
                 )
+            if not isinstance(box[0], dict) or not isinstance(box[0].get("code"), int):
+                raise ProtocolError(
+                    f"the hub's result {box[0]!r} has no integer code", device=self.name
+                )
             return box[0]
         finally:
             with self._lock:
