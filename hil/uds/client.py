@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,11 @@ from hil.uds.link import IsoTpLink
 
 T = TypeVar("T")
 KeyFn = Callable[[bytes, int], bytes]
+
+
+# udsoncan logs every negative response at ERROR; here an NRC is an observation
+QUIET_LOGGER = "hil.uds.udsoncan"
+logging.getLogger(QUIET_LOGGER).setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,9 @@ class UdsClient:
             # the server's P2 (0x10's answer) has no ΔP2: keep the client's own
             use_server_timing=False,
             data_identifiers={"default": _RawCodec()},
+            # a negative response is an observation (uds.last_nrc), not an error to print:
+            # udsoncan logs each one at ERROR level to its own logger, which we keep quiet
+            logger_name=QUIET_LOGGER,
         )
         self.p2_s, self.p2_star_s = p2_s, p2_star_s
         self.client = Client(self.conn, config)
