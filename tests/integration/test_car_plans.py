@@ -25,6 +25,7 @@ E8 = SAFETY / "E8-cell-over-voltage.yaml"
 E9 = SAFETY / "E9-precharge.yaml"
 E11 = SAFETY / "E11-message-timeout.yaml"
 E12 = SAFETY / "E12-counter-checksum.yaml"
+INVARIANT_CAUGHT = {"ev:closes_without_precharge": "closes-only-when-precharged"}
 HEALTHY = {
     "E3": E3,
     "E4": E4,
@@ -144,12 +145,10 @@ def test_plan_fails_on_matching_defect(
     assert teardown
     for s in teardown:  # teardown ran; it fails only where it reports an invariant violation
         assert s.status is Status.PASSED or s.observed.get("category") == CATEGORY_SAFETY, s
-
-
-def test_e9_reports_the_contactors_closing_on_an_uncharged_link(tmp_path: Path) -> None:
-    """Besides the missing PRECHARGE state, the invariant catches the close itself."""
-    record = run_plan(E9, ["ev:closes_without_precharge"], tmp_path)
-    violations = [s for s in record.steps if s.observed.get("category") == CATEGORY_SAFETY]
-    assert len(violations) == 1
-    assert "closes-only-when-precharged" in violations[0].message
-    assert "ev.BMS_Status.ContactorState = CLOSED" in violations[0].message
+    violations = [s.message for s in record.steps if s.observed.get("category") == CATEGORY_SAFETY]
+    invariant = INVARIANT_CAUGHT.get(defect)
+    assert len(violations) == (invariant is not None), violations
+    if invariant:
+        # E9: besides the missing PRECHARGE state, the invariant catches the close itself
+        # (the runner judges invariants after a passing step: here the teardown's first)
+        assert invariant in violations[0] and "ContactorState = CLOSED" in violations[0]
