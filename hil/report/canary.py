@@ -21,6 +21,7 @@ from hil.bench.bench import Bench
 from hil.bench.loader import load_bench
 from hil.errors import ConfigError, HilError
 from hil.plan.loader import load_plan
+from hil.plan.prompts import AnswersFile
 from hil.plan.resolve import resolve_plan
 from hil.plan.runner import PlanRunner
 from hil.plan.tools import plan_files
@@ -110,7 +111,11 @@ def run_canaries(
             instance = plan.instances(loaded.parameter_overrides(plan.id))[0]
             with Bench(loaded) as bench:
                 resolved = resolve_plan(instance, bench.definitions, loaded.capabilities())
-                record = PlanRunner(bench, evidence_dir=evidence).run(resolved)
+                # unattended: operator prompts are answered from the bench's answers file
+                answers = loaded.config.answers
+                prompter = AnswersFile(bench_path.parent / answers) if answers else None
+                runner = PlanRunner(bench, evidence_dir=evidence, prompter=prompter)
+                record = runner.run(resolved)
         except HilError as err:
             progress(f"{label}: could not run ({err})")
             continue
