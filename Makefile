@@ -46,8 +46,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# Two workers (the machine has two cores); a test file stays on one worker, so a module's
+# shared fixture (a whole certification run) is made once.
 unit: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test: lint typecheck unit
 
