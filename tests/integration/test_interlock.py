@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import select
 import signal
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,25 +135,39 @@ def remote_emulators(tmp_path: Path) -> Iterator[dict[str, Any]]:
             proc.wait()
 
 
+# bytes after the last line returned, per process (not per fd: fd numbers are reused)
+_unread: weakref.WeakKeyDictionary[subprocess.Popen[str], bytes] = weakref.WeakKeyDictionary()
+
+
 def _read_line(proc: subprocess.Popen[str], wanted: Any, timeout: float) -> str:
-    """The first line of ``proc``'s stdout that ``wanted`` accepts, within ``timeout``."""
+    """The first line of ``proc``'s stdout that ``wanted`` accepts, within ``timeout``.
+
+    Reads the pipe unbuffered (``os.read``): a buffered ``readline`` can hold the next
+    lines in Python while ``select`` reports the pipe empty.
+    """
     assert proc.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    fd = proc.stdout.fileno()
+    buffer = _unread.pop(proc, b"")
     deadline = time.monotonic() + timeout
     seen: list[str] = []
-    try:
-        while time.monotonic() < deadline:
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            line = proc.stdout.readline()
-            if not line:
-                break
+    while True:
+        while b"\n" in buffer:
+            raw, buffer = buffer.split(b"\n", 1)
+            line = raw.decode(errors="replace") + "\n"
             seen.append(line)
             if wanted(line):
+                _unread[proc] = buffer
                 return line
-    finally:
-        selector.close()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buffer += chunk
     raise AssertionError(f"no such line within {timeout} s; got:\n{''.join(seen[-30:])}")
 
 
@@ -177,7 +192,7 @@ def test_an_interrupted_pytest_leaves_every_device_safe(
             sys.executable,
             "-m",
             "pytest",
-            str(plans),
+            *map(str, sorted(plans.glob("*.yaml"))),
             "--bench",
             str(bench_path),
             "--hil-results",
@@ -245,7 +260,7 @@ def test_a_killed_session_keeps_finished_results_and_certifies_incomplete(tmp_pa
             sys.executable,
             "-m",
             "pytest",
-            str(plans),
+            *map(str, sorted(plans.glob("*.yaml"))),
             "--bench",
             str(bench),
             "--hil-results",
