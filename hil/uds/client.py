@@ -46,7 +46,8 @@ KeyFn = Callable[[bytes, int], bytes]
 
 # udsoncan logs every negative response at ERROR; here an NRC is an observation
 QUIET_LOGGER = "hil.uds.udsoncan"
-logging.getLogger(QUIET_LOGGER).setLevel(logging.CRITICAL)
+# udsoncan names its logger "UdsClient[<logger_name>]"
+logging.getLogger(f"UdsClient[{QUIET_LOGGER}]").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
