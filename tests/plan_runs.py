@@ -12,7 +12,7 @@ from hil.bench.loader import load_bench
 from hil.plan.loader import load_plan
 from hil.plan.resolve import resolve_plan
 from hil.plan.runner import PlanRunner
-from hil.report.record import PlanRecord
+from hil.report.record import PlanRecord, Status
 from tests.conftest import EMULATED_BENCH
 
 
@@ -34,3 +34,21 @@ def run_plan(
             plan.instances(overrides)[instance], bench.definitions, loaded.capabilities()
         )
         return PlanRunner(bench, evidence_dir=evidence).run(resolved)
+
+
+def assert_passed(record: PlanRecord) -> None:
+    assert record.status is Status.PASSED, record.reason
+    assert all(s.status in (Status.PASSED, Status.SKIPPED) for s in record.steps)
+    assert not [s for s in record.steps if s.status is Status.SKIPPED]
+    assert record.evidence and all(Path(p).is_file() for p in record.evidence)
+
+
+def assert_failed_at(record: PlanRecord, step: str, category: str, words: str) -> None:
+    assert record.status is Status.FAILED, f"the defect was not caught: {record.reason}"
+    assert record.category == category, record.reason
+    assert f"step {step} " in record.reason, record.reason
+    assert words in record.reason, record.reason
+    assert [s.id for s in record.steps if s.status is Status.FAILED] == [step]
+    # teardown still ran, and left the device as the next plan expects it
+    teardown = [s for s in record.steps if s.section == "teardown"]
+    assert teardown and all(s.status is Status.PASSED for s in teardown)

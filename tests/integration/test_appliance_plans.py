@@ -10,33 +10,15 @@ from pathlib import Path
 import pytest
 
 from hil.plan.runner import CATEGORY_CONDITION, CATEGORY_DEADLINE
-from hil.report.record import PlanRecord, Status
+from hil.report.record import Status
 from tests.conftest import PLANS
-from tests.plan_runs import run_plan
+from tests.plan_runs import assert_failed_at, assert_passed, run_plan
 
 A4 = PLANS / "safety" / "A4-link-fault.yaml"
 A5 = PLANS / "safety" / "A5-welded-relay.yaml"
 M1 = PLANS / "acceptance" / "M1-miot-acceptance.yaml"
 
 FAULTS = ["silent", "garbled"]  # A4's matrix, in file order
-
-
-def assert_passed(record: PlanRecord) -> None:
-    assert record.status is Status.PASSED, record.reason
-    assert all(s.status in (Status.PASSED, Status.SKIPPED) for s in record.steps)
-    assert not [s for s in record.steps if s.status is Status.SKIPPED]
-    assert record.evidence and all(Path(p).is_file() for p in record.evidence)
-
-
-def assert_failed_at(record: PlanRecord, step: str, category: str, words: str) -> None:
-    assert record.status is Status.FAILED, f"the defect was not caught: {record.reason}"
-    assert record.category == category, record.reason
-    assert f"step {step} " in record.reason, record.reason
-    assert words in record.reason, record.reason
-    assert [s.id for s in record.steps if s.status is Status.FAILED] == [step]
-    # teardown still ran, and left the device as the next plan expects it
-    teardown = [s for s in record.steps if s.section == "teardown"]
-    assert teardown and all(s.status is Status.PASSED for s in teardown)
 
 
 @pytest.mark.parametrize("instance", [0, 1], ids=FAULTS)
