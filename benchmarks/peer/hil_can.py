@@ -1,0 +1,115 @@
+"""hil's CAN expectation, measured the way the peer kit measures cantools.tester.
+
+Run by the peer kit (``HIL_BENCH=... ./run.sh 3`` in ``shared/peer-bench``; it puts
+``_pb`` on ``PYTHONPATH``): the same DBC (``_pb.DBC_TEXT``), the same simulated DUT
+(``_pb.Responder``), the same producer (``_pb.produce_status``) and counts.
+
+hil's side is what a plan step uses: ``CanTransport`` (a reader thread capturing
+every frame with its timestamp) and ``CanNodeDriver`` (lazy DBC decode of the
+capture); a step sends with ``send_message`` and expects with ``wait_for`` judged
+on capture timestamps from the send on.
+
+  hil_expect_rtt_p50 / _p99   send Command {Cmd: 1, Seq: i} + wait_for Status.Seq
+                              == i, 200 warm-up then PB_RTT_N (2000) trips   [us]
+  hil_expect_stream           producer sends PB_STREAM_N (20000) Status frames
+                              as fast as it can; wait_for Status.Seq == i for
+                              each i in turn (each from the previous match's
+                              timestamp on); median of PB_STREAM_REPS (3) [frames/s]
+  hil_expect_per_frame        1e6 / the above                               [us]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from _pb import (  # type: ignore[import-not-found]
+    DBC_TEXT,
+    Responder,
+    emit,
+    env_int,
+    load_db,
+    median,
+    note,
+    now,
+    pct,
+    produce_status,
+)
+
+from hil.cannode.definition import can_definition
+from hil.cannode.driver import CanNodeDriver
+from hil.transports.can import CanTransport
+
+RTT_N = env_int("PB_RTT_N", 2000)
+STREAM_N = env_int("PB_STREAM_N", 20000)
+STREAM_REPS = env_int("PB_STREAM_REPS", 3)
+WARMUP = 200
+
+
+def open_driver(channel: str, capture: int) -> tuple[CanTransport, CanNodeDriver]:
+    db = load_db()
+    definition = can_definition(db, type_name="peer-dut", bench_nodes=("TESTER",))
+    transport = CanTransport("dut", interface="virtual", channel=channel, capture_size=capture)
+    transport.open()
+    return transport, CanNodeDriver("dut", transport, db, definition)
+
+
+def rtt() -> None:
+    channel = "pb-hil-rtt"
+    transport, driver = open_driver(channel, 4 * (WARMUP + RTT_N))
+    samples: list[float] = []
+    try:
+        with Responder(channel) as responder:
+            for i in range(WARMUP + RTT_N):
+                seq = i & 0xFFFF
+                t0 = now()
+                sent = driver.send_message("Command", {"Cmd": 1, "Seq": seq})
+                driver.wait_for("Status.Seq", seq, 2.0, since=sent)
+                dt = now() - t0
+                if i >= WARMUP:
+                    samples.append(dt)
+            if responder.replies != WARMUP + RTT_N:
+                raise SystemExit(f"responder answered {responder.replies} commands")
+    finally:
+        driver.close()
+        transport.close()
+    emit("hil_expect_rtt_p50", pct(samples, 50) * 1e6, "us")
+    emit("hil_expect_rtt_p99", pct(samples, 99) * 1e6, "us")
+
+
+def stream_once(rep: int) -> float:
+    channel = f"pb-hil-stream{rep}"
+    transport, driver = open_driver(channel, 2 * STREAM_N)
+    producer, result = produce_status(channel, STREAM_N)
+    try:
+        producer.start()
+        wait_for = driver.wait_for
+        since = 0.0
+        for i in range(STREAM_N):
+            since = wait_for("Status.Seq", i & 0xFFFF, 5.0, since=since).t
+        t1 = now()
+        producer.join()
+        if transport.capture.dropped:
+            raise SystemExit(f"capture dropped {transport.capture.dropped} frames")
+    finally:
+        driver.close()
+        transport.close()
+        producer.bus.shutdown()
+    return float(STREAM_N / (t1 - result["t0"]))
+
+
+def stream() -> None:
+    rate = median([stream_once(r) for r in range(STREAM_REPS)])
+    emit("hil_expect_stream", rate, "frames/s")
+    emit("hil_expect_per_frame", 1e6 / rate, "us")
+
+
+def main() -> None:
+    assert DBC_TEXT  # the peer kit's database, loaded by load_db()
+    rtt()
+    stream()
+    note(f"hil can rtt_n={RTT_N} stream_n={STREAM_N} ({Path(sys.executable).name})")
+
+
+if __name__ == "__main__":
+    main()
