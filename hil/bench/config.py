@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from hil.units import parse_duration
 
 NAME = r"^[a-z][a-z0-9_]*$"
 SUPPORTED_SPEC = 1
@@ -51,6 +53,17 @@ class VisaLink(Strict):
     timeout_s: float = Field(5.0, gt=0, le=120)
 
 
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class Reconnect(Strict):
+    """What to do when the device stops answering: reopen its transport before the next
+    plan that needs it, up to ``attempts`` times, ``interval`` apart."""
+
+    attempts: int = Field(3, ge=1, le=100)
+    interval: Seconds = 1.0
+
+
 class DeviceConfig(Strict):
     type: str = Field(description="device type name, from the hil.devices entry points")
     emulated: bool = False
@@ -64,6 +77,9 @@ class DeviceConfig(Strict):
         "resource (hil emulate serves one; see hil/transports/actuator.py)",
     )
     defects: list[str] = Field(default_factory=list, description="emulator defects to inject")
+    reconnect: Reconnect | None = Field(
+        None, description="reopen the device after it was lost (default: it stays lost)"
+    )
     settings: dict[str, Any] = Field(default_factory=dict)
     wiring: dict[str, str] = Field(
         default_factory=dict, description="instrument channel → device whose mains feed it measures"
@@ -95,6 +111,18 @@ class Lab(Strict):
 DeviceName = Annotated[str, Field(pattern=NAME)]
 
 
+class LabgridPlace(Strict):
+    """The labgrid place that reserves this bench across hosts (see hil/bench/labgrid_place.py)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    coordinator: str | None = Field(
+        None, description="HOST:PORT of labgrid-coordinator; default $LG_COORDINATOR"
+    )
+    timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="how long a run waits while someone else holds it"
+    )
+
+
 class BenchConfig(Strict):
     spec: int
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -107,6 +135,15 @@ class BenchConfig(Strict):
         description="measurement and wait durations are multiplied by this on emulated benches",
     )
     devices: dict[DeviceName, DeviceConfig]
+    place: LabgridPlace | None = Field(
+        None,
+        description="a labgrid place to acquire before the bench opens, released at the end",
+    )
+    plan_timeout: Seconds = Field(
+        3600.0,
+        description="watchdog default: wall time after which a plan without its own 'timeout' "
+        "is aborted through the interlock",
+    )
     answers: str | None = Field(
         None,
         description="answers file for operator prompts on unattended runs (relative to this file)",

@@ -25,7 +25,23 @@ SIGTERM_KEY = pytest.StashKey[Any]()  # the handler to restore
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "hardware-in-the-loop (hil)")
-    group.addoption("--bench", dest="hil_bench", default=None, help="bench file to run on")
+    group.addoption(
+        "--bench",
+        dest="hil_bench",
+        action="append",
+        default=[],
+        metavar="FILE[,FILE…]",
+        help="bench file to run on; several (repeat, or a comma list) make a pool from which "
+        "each process (xdist worker) leases one",
+    )
+    group.addoption(
+        "--hil-lease-timeout",
+        dest="hil_lease_timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for a free bench of the pool (default: ini hil_lease_timeout)",
+    )
     group.addoption(
         "--hil-defect",
         dest="hil_defects",
@@ -53,6 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="answers for operator prompts (YAML: step id → answer), for unattended runs",
     )
     parser.addini("hil_bench", "default bench file", default=DEFAULT_BENCH)
+    parser.addini("hil_lease_timeout", "seconds to wait for a free bench", default="60")
     parser.addini(
         "hil_plan_roots",
         "folders whose YAML files are plans",
@@ -66,11 +83,18 @@ def pytest_configure(config: pytest.Config) -> None:
     install_log_redaction()  # bench secrets never reach a log line, captured or not
     if threading.current_thread() is threading.main_thread():
         config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, _on_sigterm)
-    bench = config.getoption("hil_bench") or config.getini("hil_bench")
+    pool = _bench_pool(config)
     results = config.getoption("hil_results")
     answers = config.getoption("hil_answers")
+    timeout = config.getoption("hil_lease_timeout") or float(config.getini("hil_lease_timeout"))
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     config.stash[SESSION_KEY] = HilSession(
-        bench_path=(config.rootpath / bench) if not Path(bench).is_absolute() else Path(bench),
+        bench_path=pool[0],
+        pool=pool,
+        # an xdist controller runs no plan: only the workers lease benches
+        leases=workerinput is not None or config.getoption("dist", "no") == "no",
+        worker=str(workerinput["workerid"]) if workerinput else "main",
+        lease_timeout_s=timeout,
         defects=list(config.getoption("hil_defects")),
         results_dir=Path(results).resolve() if results else None,
         requirement_url=str(config.getini("hil_requirement_url")),
@@ -78,6 +102,13 @@ def pytest_configure(config: pytest.Config) -> None:
         answers=Path(answers).resolve() if answers else None,
         terminal=_terminal_reader(config),
     )
+
+
+def _bench_pool(config: pytest.Config) -> list[Path]:
+    """``--bench`` values (repeated, or comma lists), relative to the rootdir; else the ini's."""
+    given = [b for arg in config.getoption("hil_bench") for b in arg.split(",") if b.strip()]
+    names = given or [str(config.getini("hil_bench"))]
+    return [Path(n) if Path(n).is_absolute() else config.rootpath / n.strip() for n in names]
 
 
 def _terminal_reader(config: pytest.Config) -> Callable[[str], str] | None:
@@ -118,6 +149,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # the bench file itself is broken; every item already says so
     identities = hil.bench.identities() if hil.bench is not None else {}
     allure_files.write(Path(alluredir), bench, identities, config.rootpath)
+    if len(hil.pool) > 1:  # each plan's record names the bench it ran on; this, the pool
+        with (Path(alluredir) / "environment.properties").open("a", encoding="utf-8") as out:
+            out.write("bench.pool=" + " ".join(p.name for p in hil.pool) + "\n")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
