@@ -23,7 +23,7 @@ from hil.bench.loader import LoadedBench, load_bench
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
 from hil.emulation.physics import wired
-from hil.errors import BenchError, EmulatorError, HilError, did_you_mean
+from hil.errors import BenchError, DeviceError, DeviceLost, EmulatorError, HilError, did_you_mean
 from hil.lifecycle import Resource
 from hil.transports.actuator import Actuator
 from hil.transports.can import CanTransport
@@ -51,6 +51,9 @@ class Bench(Resource):
         self._resolved: dict[str, dict[str, Any]] = {}  # transport settings as opened
         self._endpoints: dict[str, dict[str, Any]] = {}  # what each emulator published
         self._instance = uuid.uuid4().hex[:8]  # isolates virtual channels of parallel benches
+        # devices that stopped answering, with the first error: a later plan that needs
+        # one reconnects it (if its bench entry allows) or is broken at once
+        self.lost: dict[str, DeviceError] = {}
 
     @property
     def time_scale(self) -> float:
@@ -188,6 +191,66 @@ class Bench(Resource):
         self._resolved.clear()
         self._endpoints.clear()
 
+    # --- devices that stop answering ----------------------------------------------------
+
+    def mark_lost(self, name: str, err: DeviceError) -> None:
+        if name in self.config.devices:
+            self.lost.setdefault(name, err)  # the first loss is the one that explains
+
+    def ensure_reachable(self, names: Iterable[str]) -> list[str]:
+        """Before a plan: reconnect the lost devices it needs, by their policy.
+
+        Returns the devices reconnected; raises ``DeviceLost`` naming the device,
+        when and why it was lost, when one stays unreachable.
+        """
+        back: list[str] = []
+        for name in names:
+            err = self.lost.get(name)
+            if err is None:
+                continue
+            when = _clock(err.fields.get("at"))
+            policy = self.config.devices[name].reconnect
+            if policy is None:
+                raise DeviceLost(
+                    f"{name} was lost{when} ({err}) and its bench entry has no 'reconnect' policy",
+                    device=name,
+                    at=err.fields.get("at"),
+                )
+            last: HilError | OSError = err
+            for attempt in range(1, policy.attempts + 1):
+                try:
+                    self.reopen(name)
+                except (HilError, OSError) as again:
+                    last = again
+                    log.warning(
+                        "bench %s: reconnect %s, attempt %d: %s", self.name, name, attempt, again
+                    )
+                    time.sleep(policy.interval)
+                    continue
+                del self.lost[name]
+                back.append(name)
+                log.info("bench %s: %s reconnected (attempt %d)", self.name, name, attempt)
+                break
+            else:
+                raise DeviceLost(
+                    f"{name} was lost{when} ({err}); {policy.attempts} reconnect attempts "
+                    f"failed, the last: {last}",
+                    device=name,
+                    at=err.fields.get("at"),
+                )
+        return back
+
+    def reopen(self, name: str) -> None:
+        """Close one device (driver, actuator, transport, emulator) and open it again."""
+        for group in (self.drivers, self.actuators, self.transports, self.emulators):
+            part = group.pop(name, None)
+            if part is not None:
+                try:
+                    part.close()
+                except Exception as err:  # a half-dead device may fail to close: reopen anyway
+                    log.warning("bench %s: closing lost %s: %s", self.name, name, err)
+        self._open_device(name, self.config.devices[name])
+
     def owned_resources(self) -> list[object]:
         return [*self.transports.values(), *self.emulators.values()]
 
@@ -251,6 +314,12 @@ class Bench(Resource):
         for name in devices if devices is not None else self.drivers:
             paths.extend(self.drivers[name].write_evidence(directory))
         return paths
+
+
+def _clock(at: object) -> str:
+    if not isinstance(at, int | float):
+        return ""
+    return " at " + time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
 
 
 def open_bench(path: Path, defects: Iterable[str] = ()) -> Bench:

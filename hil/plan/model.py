@@ -379,6 +379,11 @@ class Plan(Strict):
     )
     owner: str = ""
     devices: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(min_length=1)
+    timeout: PositiveDuration | None = Field(
+        default=None,
+        description="watchdog: wall time after which the plan is aborted through the interlock "
+        "(default: the bench's plan_timeout)",
+    )
     require: str | None = Field(
         default=None, description="capability expression; unmet → plan skipped"
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hil.bench.bench import Bench
-from hil.errors import DeviceError, HilError, ProtocolError
+from hil.errors import DeviceError, DeviceLost, HilError, ProtocolError
 from hil.measure.limits import Outcome, reduce
 from hil.plan.conditions import bind
 from hil.plan.iec62301 import Iec62301Run
@@ -38,12 +38,15 @@ from hil.plan.verdicts import (
     CATEGORY_OPERATOR,
     CATEGORY_PLAN,
     CATEGORY_SAFETY,
+    CATEGORY_TIMEOUT,
     MeasurementInvalid,
     StepFailed,
 )
-from hil.plan.watch import InvariantWatch
+from hil.plan.watch import InvariantWatch, Violation, write_violation_evidence
 from hil.report.evidence import write_plan_evidence
 from hil.report.record import MeasurementRecord, PlanRecord, Status, StepRecord
+from hil.safety.interlock import drive_safe
+from hil.safety.watchdog import PlanTimedOut, PlanWatchdog
 
 
 class _ChildFailed(Exception):
@@ -68,8 +71,10 @@ class PlanRunner:
         observer: RunObserver | None = None,
         evidence_dir: Path | None = None,
         prompter: Prompter | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         self.bench = bench
+        self.timeout_s = timeout_s  # the watchdog's default when a plan gives none
         self.observer = observer
         self.evidence_dir = evidence_dir
         self._folder: Path | None = None  # this plan's evidence folder, once running
@@ -79,7 +84,8 @@ class PlanRunner:
         self.params: dict[str, Any] = {}
         self._stimulus_t: float | None = None  # when the current step's stimulus went out
         self._previous_stimulus_t: float | None = None  # … and the step before's
-        self._judge = Judge(bench, self._lookup, self._check_links)
+        self._judge = Judge(bench, self._lookup, self._tick)
+        self._violation: Violation | None = None  # the first, once seen: the plan has failed
 
     def run(self, plan: ResolvedPlan) -> PlanRecord:
         meta = plan.instance.plan
@@ -113,6 +119,16 @@ class PlanRunner:
         if plan.skip is not None:
             record.status, record.reason, record.ended = Status.SKIPPED, plan.skip, time.time()
             return record
+        try:
+            back = bench.ensure_reachable(plan.devices)
+        except DeviceError as err:  # lost in an earlier plan and not reconnected
+            record.status, record.category = Status.BROKEN, CATEGORY_DEVICE
+            record.reason = f"not run: {err}"
+            record.lost = {"device": err.device, "lost_at": err.fields.get("at")}
+            record.ended = time.time()
+            return record
+        if back:
+            record.reconnected = back
         identities = bench.identities()
         record.identities = {n: identities.get(n, {}) for n in plan.devices}
         self._devices = plan.devices
@@ -123,17 +139,15 @@ class PlanRunner:
         self.saved = {}
         self._record = record
         self._watch = InvariantWatch(bench, plan.invariants, record.started, self._lookup)
+        self._violation = None
+        timeout = meta.timeout if meta.timeout is not None else self.timeout_s
+        label = meta.id + plan.instance.suffix
+        self._watchdog = PlanWatchdog(label, timeout) if timeout is not None else None
+        if timeout is not None:
+            record.timeout_s = timeout
         try:
-            failed = self._run_sequence(
-                record.steps, (*plan.setup, *plan.steps), stop_on_failure=True
-            )
-            if failed is not None:
-                self._fail_plan(record, failed, "")
+            self._run_guarded(plan, record)
         finally:
-            # teardown always runs, and its own failures never hide the first one
-            failed = self._run_sequence(record.steps, plan.teardown, stop_on_failure=False)
-            if failed is not None and record.status is Status.PASSED:
-                self._fail_plan(record, failed, "teardown: ")
             record.ended = time.time()
             if self._folder is not None:
                 written = [str(p) for p in bench.write_evidence(self._folder, plan.devices)]
@@ -141,11 +155,34 @@ class PlanRunner:
                 record.evidence += map(str, write_plan_evidence(bench, plan, record, self._folder))
         return record
 
+    def _run_guarded(self, plan: ResolvedPlan, record: PlanRecord) -> None:
+        """Setup and steps, then teardown (always), under the plan's watchdog."""
+        with self._watchdog or _Unwatched():
+            try:
+                failed = self._run_sequence(
+                    record.steps, (*plan.setup, *plan.steps), stop_on_failure=True
+                )
+                if failed is not None:
+                    self._fail_plan(record, failed, "")
+            finally:
+                if self._violation is not None:
+                    # a safety violation: the bench is made safe before anything else runs
+                    why = f"plan {record.plan_id}{record.instance}: safety violation"
+                    record.interlock = drive_safe(self.bench, why).to_json()
+                if self._watchdog is not None:
+                    self._watchdog.extend_for_teardown()
+                # teardown always runs, and its own failures never hide the first one
+                failed = self._run_sequence(record.steps, plan.teardown, stop_on_failure=False)
+                if failed is not None and record.status is Status.PASSED:
+                    self._fail_plan(record, failed, "teardown: ")
+
     @staticmethod
     def _fail_plan(record: PlanRecord, step: StepRecord, where: str) -> None:
         record.status = step.status
         record.reason = f"{where}step {step.id} ({step.title}): {step.message}"
         record.category = step.observed.get("category", "")
+        if "device" in step.observed:  # a device lost or not answering: which, and when
+            record.lost = {k: step.observed[k] for k in ("device", "lost_at") if k in step.observed}
 
     def _run_sequence(
         self, into: list[StepRecord], steps: Iterable[ResolvedStep], *, stop_on_failure: bool
@@ -166,11 +203,26 @@ class PlanRunner:
 
     def _check_invariants(self, rec: StepRecord) -> None:
         """Judge the invariants on everything observed since the last check."""
-        violation = self._watch.check()
-        if violation is not None:
+        try:
+            self._watch_invariants()
+        except StepFailed as failed:
             rec.status = Status.FAILED
-            rec.message = violation.message
-            rec.observed.update(violation.observed, category=CATEGORY_SAFETY)
+            rec.message = failed.message
+            rec.observed.update(failed.observed, category=failed.category)
+
+    def _watch_invariants(self) -> None:
+        """Raise the first violation since the last look, once (the plan has then failed)."""
+        if self._violation is not None:
+            return
+        violation = self._watch.check()
+        if violation is None:
+            return
+        self._violation = violation
+        observed = dict(violation.observed)
+        if self._folder is not None:
+            path = write_violation_evidence(self.bench, violation, self._folder)
+            observed["evidence"] = str(path)
+        raise StepFailed(violation.message, CATEGORY_SAFETY, observed)
 
     def _skipped(self, step: ResolvedStep, why: str) -> StepRecord:
         return StepRecord(
@@ -208,6 +260,9 @@ class PlanRunner:
                 f"{child.record.id}: {child.record.message}",
             )
             rec.observed["category"] = child.record.observed.get("category", "")
+        except PlanTimedOut as out:
+            rec.status, rec.message = Status.BROKEN, out.message
+            rec.observed.update(category=CATEGORY_TIMEOUT, timeout_s=out.limit_s)
         except StepFailed as failed:
             invalid = isinstance(failed, MeasurementInvalid)
             rec.status = Status.INVALID if invalid else Status.FAILED
@@ -215,16 +270,27 @@ class PlanRunner:
             rec.observed.update(failed.observed, category=failed.category)
         except DeviceError as err:
             rec.status, rec.message = Status.BROKEN, str(err)
-            rec.observed["category"] = CATEGORY_DEVICE
+            rec.observed.update(category=CATEGORY_DEVICE, device=err.device)
+            if isinstance(err, DeviceLost):
+                rec.observed["lost_at"] = err.fields.get("at", time.time())
+                self.bench.mark_lost(err.device, err)
         except HilError as err:
             rec.status, rec.message = Status.BROKEN, str(err)
             rec.observed["category"] = CATEGORY_PLAN
         except KeyboardInterrupt:
-            rec.status, rec.message = Status.BROKEN, "interrupted by the operator (Ctrl-C)"
-            rec.ended = time.time()
-            if self.observer:
-                self.observer.step_finished(step, rec)
-            raise
+            if self._watchdog is not None and self._watchdog.interrupted:
+                # the watchdog's last resort against a call that never polled
+                self._watchdog.interrupted = False
+                limit = self._watchdog.timeout_s
+                rec.status = Status.BROKEN
+                rec.message = f"plan exceeded its timeout of {limit:g} s, stuck in this step"
+                rec.observed.update(category=CATEGORY_TIMEOUT, timeout_s=limit)
+            else:
+                rec.status, rec.message = Status.BROKEN, "interrupted by the operator (Ctrl-C)"
+                rec.ended = time.time()
+                if self.observer:
+                    self.observer.step_finished(step, rec)
+                raise
         rec.ended = time.time()
         if self.observer:
             self.observer.step_finished(step, rec)
@@ -298,14 +364,20 @@ class PlanRunner:
 
     # --- waiting, always bounded --------------------------------------------------
 
-    def _check_links(self) -> None:
+    def _tick(self) -> None:
+        """What every poll of every wait checks: the plan's devices still answer, no
+        invariant was violated by anything captured since the last look (so a violation
+        fails the plan while it lasts, not after the step), and the watchdog."""
         for name in self._devices:
             self.bench.get(name).check_link()
+        self._watch_invariants()
+        if self._watchdog is not None:
+            self._watchdog.check()
 
     def _sleep(self, seconds: float) -> None:
         end = time.time() + seconds
         while (left := end - time.time()) > 0:
-            self._check_links()
+            self._tick()
             time.sleep(min(left, 0.05))
 
     # --- expect ---------------------------------------------------------------------
@@ -359,6 +431,16 @@ class PlanRunner:
         return value
 
 
+class _Unwatched:
+    """No watchdog: a plan without a timeout on a bench without a default."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def _measurement_files(steps: Iterable[StepRecord]) -> list[str]:
     """Raw-sample files the steps' measurements wrote (IEC 62301 CSV and JSON)."""
     out: list[str] = []
@@ -403,6 +485,7 @@ __all__ = [
     "CATEGORY_OPERATOR",
     "CATEGORY_PLAN",
     "CATEGORY_SAFETY",
+    "CATEGORY_TIMEOUT",
     "PlanRunner",
     "RunObserver",
     "StepFailed",

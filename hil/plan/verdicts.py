@@ -15,6 +15,7 @@ CATEGORY_DEVICE = "device not responding"
 CATEGORY_PLAN = "plan error"
 CATEGORY_SAFETY = "safety violation"
 CATEGORY_OPERATOR = "operator"
+CATEGORY_TIMEOUT = "plan timeout"  # the watchdog aborted a plan that outlived its timeout
 # neither passed nor failed: the method's conditions (supply, instrument) were not met
 CATEGORY_INVALID = "invalid measurement conditions"
 

@@ -7,20 +7,28 @@ found, with the capture timestamp it happened at.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import can
 
 from hil.bench.bench import Bench
 from hil.expressions import ExpressionError
-from hil.plan.resolved import InvariantCheck
+from hil.plan.resolved import InvariantCheck, SignalRef
 from hil.plan.timeline import Timeline
+
+WINDOW_S = 0.5  # evidence of a violation: what the wire carried this long either side
 
 
 @dataclass(frozen=True)
 class Violation:
     message: str
     observed: dict[str, Any] = field(default_factory=dict)
+    t: float = 0.0
+    signals: tuple[SignalRef, ...] = ()
 
 
 class InvariantWatch:
@@ -58,5 +66,48 @@ class InvariantWatch:
                         f"invariant {inv.id} ({inv.name}) violated at t={state.t:.6f}: {shown}"
                         + (f" ({held})" if isinstance(held, str) else ""),
                         {"invariant": inv.id, "violation_t": state.t, "values": values},
+                        state.t,
+                        inv.signals,
                     )
         return None
+
+
+def write_violation_evidence(bench: Bench, violation: Violation, folder: Path) -> Path:
+    """The frames and lines around a violation: each watched signal's observations and
+    the raw traffic of its device within ``WINDOW_S`` of the moment it happened."""
+    lo, hi = violation.t - WINDOW_S, violation.t + WINDOW_S
+    out: list[dict[str, Any]] = []
+    for ref in violation.signals:
+        for sample in bench.get(ref.device).samples(ref.name, lo):
+            if sample.t <= hi:
+                out.append({"t": round(sample.t, 6), "signal": ref.text, "value": sample.value})
+    for device in dict.fromkeys(ref.device for ref in violation.signals):
+        capture = getattr(bench.transports.get(device), "capture", None)
+        if capture is None:
+            continue
+        for rec in capture.records():
+            if lo <= rec.t <= hi:
+                out.append(
+                    {
+                        "t": round(rec.t, 6),
+                        "device": device,
+                        "dir": rec.direction,
+                        "raw": _raw(rec.data),
+                    }
+                )
+    out.sort(key=lambda e: e["t"])
+    name = violation.observed.get("invariant", "invariant")
+    path = folder / f"violation-{name}.jsonl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"violation": violation.message, "t": round(violation.t, 6)}) + "\n")
+        for entry in out:
+            fh.write(json.dumps(entry, default=str) + "\n")
+    return path
+
+
+def _raw(data: object) -> object:
+    """A capture record's payload as text: a CAN frame as id and hex bytes."""
+    if isinstance(data, can.Message):
+        return {"id": f"0x{data.arbitration_id:X}", "data": data.data.hex(" ")}
+    return data if isinstance(data, str) else str(data)

@@ -76,9 +76,10 @@ class PlanItem(pytest.Item):
             observer=AllureObserver(),
             evidence_dir=session.evidence_dir,
             prompter=session.prompter(),
+            timeout_s=bench.config.plan_timeout,
         )
         record = runner.run(resolved)
-        if record.status in (Status.FAILED, Status.BROKEN):
+        if record.status in (Status.FAILED, Status.BROKEN) and not record.interlock:
             # an aborted plan may leave a heater on or a contactor closed: make all safe
             why = f"plan {record.plan_id}{record.instance} {record.status.value}"
             record.interlock = drive_safe(bench, why).to_json()

@@ -91,6 +91,9 @@ class PlanRecord:
     answers: list[dict[str, Any]] = field(default_factory=list)  # operator prompts and answers
     invariants: list[dict[str, Any]] = field(default_factory=list)
     interlock: dict[str, Any] = field(default_factory=dict)  # what was made safe after an abort
+    timeout_s: float | None = None  # the watchdog's limit for this plan (wall seconds)
+    lost: dict[str, Any] = field(default_factory=dict)  # the device that stopped answering, when
+    reconnected: list[str] = field(default_factory=list)  # lost earlier, reopened for this plan
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -120,6 +120,9 @@ def drive_safe(
         if name not in bench.drivers:
             outcome.error = "not open (lost or never reached)"
             continue
+        if name in bench.lost:  # no answer to wait for: say so at once
+            outcome.error = f"lost: {bench.lost[name]}"
+            continue
         _make_safe(bench, name, actions, outcome, timeout_s)
     text = report.summary()
     (log.warning if report.unreachable else log.info)("%s", text)

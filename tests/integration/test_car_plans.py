@@ -107,8 +107,9 @@ DEFECTS = [
         E9,
         "ev:closes_without_precharge",
         "precharge-starts",
-        CATEGORY_DEADLINE,
-        "PRECHARGE",
+        # invariants are watched during the step: the close itself fails it, while it lasts
+        CATEGORY_SAFETY,
+        "closes-only-when-precharged",
         id="E9-closes-without-precharge",
     ),
     pytest.param(
@@ -145,10 +146,15 @@ def test_plan_fails_on_matching_defect(
     assert teardown
     for s in teardown:  # teardown ran; it fails only where it reports an invariant violation
         assert s.status is Status.PASSED or s.observed.get("category") == CATEGORY_SAFETY, s
-    violations = [s.message for s in record.steps if s.observed.get("category") == CATEGORY_SAFETY]
+    violations = [s for s in record.steps if s.observed.get("category") == CATEGORY_SAFETY]
     invariant = INVARIANT_CAUGHT.get(defect)
-    assert len(violations) == (invariant is not None), violations
+    assert len(violations) == (invariant is not None), [s.message for s in violations]
     if invariant:
-        # E9: besides the missing PRECHARGE state, the invariant catches the close itself
-        # (the runner judges invariants after a passing step: here the teardown's first)
-        assert invariant in violations[0] and "ContactorState = CLOSED" in violations[0]
+        # E9: the invariant catches the close itself, during the step, once; the frames
+        # around it are kept as evidence and the bench is made safe before the teardown
+        assert invariant in violations[0].message
+        assert "ContactorState = CLOSED" in violations[0].message
+        lines = Path(violations[0].observed["evidence"]).read_text().splitlines()
+        assert "ContactorState" in lines[0] or invariant in lines[0]
+        assert any('"raw"' in line for line in lines[1:]), "no raw frames around the violation"
+        assert record.interlock["reason"].endswith("safety violation")
