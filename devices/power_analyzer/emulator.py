@@ -47,6 +47,17 @@ PRESET = ["U", "I", "P", "S", "Q", "LAMBDA", "PHI", "FU", "FI", "UPPEAK", "UMPEA
 PRESET += ["IMPEAK", "PPPEAK", "PMPEAK"]  # the WT310's preset pattern: 15 items
 
 
+INPUT_BUFFER = 1024  # bytes of one program message the hangs_on_long_input defect survives
+
+
+class _NoSyntaxErrors(ScpiServer):
+    """The silent_syntax_error defect: -102 never reaches the error queue."""
+
+    def push_error(self, code: int, text: str | None = None) -> None:
+        if code != -102:
+            super().push_error(code, text)
+
+
 SUPPLY_INPUTS = {
     "supply_v": "voltage_v",
     "supply_hz": "frequency_hz",
@@ -66,6 +77,10 @@ class PowerAnalyzerEmulator(Emulator):
         "auto_range_only": "accepts fixed current ranges and AUTO OFF without an error, "
         "but keeps auto-ranging (its AUTO? answer says so)",
         "no_thd": "UTHD and ITHD always read NaN (no harmonic measurement)",
+        "hangs_on_long_input": "stops answering anything after a program message longer than "
+        f"{INPUT_BUFFER} bytes (its input buffer overflows)",
+        "silent_syntax_error": "a syntax error (-102: a malformed header, an empty unit) is "
+        "not queued: SYSTem:ERRor? has nothing to say about it",
     }
     INPUTS: ClassVar[Mapping[str, str]] = {
         "supply_v": "V",
@@ -118,7 +133,8 @@ class PowerAnalyzerEmulator(Emulator):
         instrument = scpi_map.instrument
         model = instrument.models[count]
         idn = f"{instrument.manufacturer},{model},{serial},F1.03"
-        self.scpi = ScpiServer(idn, on_reset=self._reset)
+        server = _NoSyntaxErrors if self.has("silent_syntax_error") else ScpiServer
+        self.scpi = server(idn, on_reset=self._reset)
         self._lock = threading.Lock()  # element state: updater thread vs socket handlers
         self._first_reading: str | None = None
         self._muted = False
@@ -217,6 +233,8 @@ class PowerAnalyzerEmulator(Emulator):
     # --- the SCPI side ----------------------------------------------------------------
 
     def _reply(self, line: str) -> str | None:
+        if len(line.encode()) > INPUT_BUFFER and self.has("hangs_on_long_input"):
+            self._muted = True
         if self._muted:
             return None
         answer = self.scpi.handle_line(line)

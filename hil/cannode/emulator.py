@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import can
 import cantools.database
@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.010
 
+# Robustness defects every CAN node can carry, whatever the device: the
+# protocol fuzzer (hil/explore/fuzz/can.py) is the check that finds them.
+ROBUSTNESS_DEFECTS: Mapping[str, str] = {
+    "crashes_on_wrong_length": "the node's bus task dies on a received frame whose length "
+    "differs from its DBC message's: it stops transmitting (and answering diagnostics)",
+}
+
 
 class CanNodeEmulator(Emulator):
     """Plays the nodes ``nodes`` of ``db`` on ``interface``/``channel``.
@@ -41,6 +48,13 @@ class CanNodeEmulator(Emulator):
     ``on_message(name, values, t)``, and
     change what goes out with ``set_signals`` / ``send_now``.
     """
+
+    DEFECTS: ClassVar[Mapping[str, str]] = ROBUSTNESS_DEFECTS
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # a node's own defects come on top of the robustness defects every node can carry
+        cls.DEFECTS = {**cls.DEFECTS, **ROBUSTNESS_DEFECTS}
 
     def __init__(
         self,
@@ -81,6 +95,7 @@ class CanNodeEmulator(Emulator):
         self.encode_errors = 0
         self.sim_time = 0.0
         self.sent_at: dict[str, float] = {}  # message → monotonic time of its last send
+        self.crashed = False  # the crashes_on_wrong_length defect struck: the bus task ended
 
     # -- for subclasses ---------------------------------------------------
 
@@ -152,7 +167,7 @@ class CanNodeEmulator(Emulator):
         assert bus is not None
         now = time.monotonic()
         next_tick = last = now
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and not self.crashed:
             now = time.monotonic()
             if now >= next_tick:
                 with self._lock:
@@ -189,6 +204,12 @@ class CanNodeEmulator(Emulator):
         if message is None:
             return
         self.frames_received += 1
+        if len(frame.data) != message.length and self.has("crashes_on_wrong_length"):
+            log.warning(
+                "%s: bus task crashed on a %d-byte %s", self.name, len(frame.data), message.name
+            )
+            self.crashed = True
+            return
         decode: Any = message.decode_simple  # takes the bytearray as is
         try:
             values: dict[str, Any] = decode(frame.data, False, True)

@@ -41,6 +41,13 @@ ERR_BAD_LINE = -5003
 
 _REPORTS_PER_LINE = 20  # 60 parameters: below the 64-parameter limit
 
+# Robustness defects every MIoT MCU can carry, whatever the appliance: the
+# protocol fuzzer (hil/explore/fuzz/miot.py) is the check that finds them.
+ROBUSTNESS_DEFECTS: Mapping[str, str] = {
+    "hangs_on_long_line": "stops polling and answering after a line longer than 512 bytes "
+    "(its receive buffer overflows)",
+}
+
 
 class ActionRefused(Exception):
     """Raised by ``_on_action`` to answer an action with a non-zero result code."""
@@ -60,6 +67,7 @@ class MiotMcuEmulator(Emulator):
     """
 
     INPUTS: ClassVar[Mapping[str, str]] = {WIRE_INPUT: ""}
+    DEFECTS: ClassVar[Mapping[str, str]] = ROBUSTNESS_DEFECTS
 
     BOOT_RETRY_S = 0.2
     POLL_PERIOD_S = 0.2  # the recommended period; the rule allows 0.1–0.2 s
@@ -103,11 +111,14 @@ class MiotMcuEmulator(Emulator):
         self._link: PtyLink | None = None
         self._next_send = 0.0
         self.polls = 0  # get_down lines sent, for tests and state()
+        self.hung = False  # the hangs_on_long_line defect struck: deaf and mute for good
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # an appliance's own inputs come on top of the wire every MIoT MCU has
         cls.INPUTS = {**cls.INPUTS, WIRE_INPUT: ""}
+        # and so do the robustness defects, injectable on any appliance
+        cls.DEFECTS = {**cls.DEFECTS, **ROBUSTNESS_DEFECTS}
 
     # ----- lifecycle
 
@@ -196,6 +207,10 @@ class MiotMcuEmulator(Emulator):
         assert link is not None
         buf = bytearray()
         while not self.stopping.is_set():
+            if self.hung:
+                if link.read(self.TICK_S) is None:
+                    return
+                continue
             now = time.monotonic()
             if now >= self._next_send:
                 self._send_periodic(now)
@@ -207,12 +222,18 @@ class MiotMcuEmulator(Emulator):
                 return
             data = self.wire.carry(data)
             buf += data
-            while (idx := buf.find(b"\r")) >= 0:
+            while (idx := buf.find(b"\r")) >= 0 and not self.hung:
                 raw = bytes(buf[:idx]).strip(b"\n")
                 del buf[: idx + 1]
+                if len(raw) > MAX_LINE_BYTES and self.has("hangs_on_long_line"):
+                    self.hung = True
+                    break
                 self._receive(raw)
             if len(buf) > MAX_LINE_BYTES:
                 buf.clear()
+                if self.has("hangs_on_long_line"):
+                    self.hung = True
+                    continue
                 self._error("line longer than 512 bytes", ERR_BAD_LINE)
 
     def _send_periodic(self, now: float) -> None:
