@@ -8,7 +8,7 @@ from pathlib import Path
 
 from devices.oven.driver import OvenDriver
 from devices.oven.emulator import OvenEmulator
-from hil.bench.definition import SignalInfo
+from hil.bench.definition import Envelope, SignalInfo
 from hil.bench.registry import SafeAction
 from hil.miot.device_type import miot_device_type
 
@@ -48,5 +48,9 @@ DEVICE_TYPE = replace(
     DEVICE_TYPE,
     safe_state=(SafeAction("oven.on", {"value": False}, "oven off, heater off"),),
     safe_rank=30,
+    # the cavity never goes far past the highest settable temperature (250 °C)
+    envelope=(
+        Envelope("max-temperature", "cavity at most 280 °C", "self.oven.temperature <= 280"),
+    ),
 )
 definition = DEVICE_TYPE.definition

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hil.errors import ConfigError, did_you_mean
+from hil.expressions import parse
 
 ValueKind = Literal["number", "bool", "enum", "string"]
 StimulusKind = Literal["message", "property", "action", "input", "setting"]
@@ -79,6 +80,30 @@ class StimulusInfo:
     description: str = ""
 
 
+SELF = "self."
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A safety limit the device type declares for itself (no unlock above 5 km/h, no
+    more current than the wallbox's rating): an invariant added to every plan that uses
+    a device of the type. ``always`` names the device's own signals as ``self.<signal>``."""
+
+    id: str
+    name: str
+    always: str
+
+    def for_device(self, device: str) -> str:
+        """``always`` with ``self.`` replaced by the device's name on the bench."""
+        text = self.always
+        for name, column in sorted(parse(text).names(), key=lambda n: -n[1]):
+            if not name.startswith(SELF):
+                continue
+            at = column - 1 if text.startswith(name, column - 1) else column
+            text = text[:at] + device + "." + text[at + len(SELF) :]
+        return text
+
+
 @dataclass(frozen=True)
 class DeviceDefinition:
     """Everything a plan may name on one device type."""
@@ -93,6 +118,7 @@ class DeviceDefinition:
     # capabilities a device of this type may have (a bench file declares which it
     # has, like Matter's PICS); a plan naming any other capability is a load error
     known_capabilities: frozenset[str] = frozenset()
+    envelope: tuple[Envelope, ...] = ()  # safety limits watched in every plan using the device
 
     @property
     def all_capabilities(self) -> frozenset[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,10 @@ class LoadedBench:
         out: dict[str, DeviceDefinition] = {}
         for name, dev in self.config.devices.items():
             try:
-                out[name] = get_device_type(dev.type).definition(dev.settings)
+                dtype = get_device_type(dev.type)
+                out[name] = dtype.definition(dev.settings)
+                if dtype.envelope:
+                    out[name] = replace(out[name], envelope=dtype.envelope)
             except BenchError:
                 raise
             except HilError as err:

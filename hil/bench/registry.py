@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from hil.bench.definition import DeviceDefinition, TransportKind
+from hil.bench.definition import DeviceDefinition, Envelope, TransportKind
 from hil.bench.driver import Driver
 from hil.bench.links import Links
 from hil.emulation.base import Emulator
@@ -88,6 +88,8 @@ class DeviceType:
     # energy before the loads they feed)
     safe_state: tuple[SafeAction, ...] = ()
     safe_rank: int = 50
+    # safety limits checked in every plan that uses a device of this type
+    envelope: tuple[Envelope, ...] = ()
 
 
 @functools.cache

@@ -415,7 +415,22 @@ class _Resolver:
                 raise self.fail(loc, "an invariant must name at least one signal to watch")
             line, _ = self.locs.find(loc)
             out.append(InvariantCheck(inv.id, inv.name or inv.always, expr, refs, line))
-        return tuple(out)
+        return (*out, *self.envelopes())
+
+    def envelopes(self) -> list[InvariantCheck]:
+        """The safety envelopes the plan's devices declare: watched like its invariants."""
+        out = []
+        for i, device in enumerate(self.instance.plan.devices):
+            for env in self.defs[device].envelope:
+                loc: Loc = ("devices", i)
+                before, self.signals = self.signals, {}
+                expr = self.expression(env.for_device(device), loc)
+                refs = tuple(self.signals.values())
+                self.signals = {**before, **self.signals}
+                line, _ = self.locs.find(loc)
+                name = f"{device} safety envelope: {env.name}"
+                out.append(InvariantCheck(f"{device}.{env.id}", name, expr, refs, line))
+        return out
 
 
 def _saves(instance: PlanInstance) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hil.bench.bench import Bench
-from hil.errors import DeviceError, DeviceLost, HilError, ProtocolError
+from hil.errors import DeviceError, DeviceLost, DeviceTimeout, HilError, ProtocolError
 from hil.measure.limits import Outcome, reduce
 from hil.plan.conditions import bind
 from hil.plan.iec62301 import Iec62301Run
@@ -271,7 +271,7 @@ class PlanRunner:
         except DeviceError as err:
             rec.status, rec.message = Status.BROKEN, str(err)
             rec.observed.update(category=CATEGORY_DEVICE, device=err.device)
-            if isinstance(err, DeviceLost):
+            if isinstance(err, DeviceLost | DeviceTimeout):  # gone or mute, not a refusal
                 rec.observed["lost_at"] = err.fields.get("at", time.time())
                 self.bench.mark_lost(err.device, err)
         except HilError as err:
