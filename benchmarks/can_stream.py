@@ -20,8 +20,9 @@ Figures (median of ``HIL_BENCH_REPS`` interleaved runs):
         hand-offs and the producer do not count (the rate a kernel-fed interface
         with frames already queued would see)                         [frames/s]
   hil_stream_ratio       hil / bare per frame (goal ≤ 1.3)
-  hil_invariant_evaluations  invariant evaluations in the last hil run (= N: every
-        frame judged)
+  hil_invariants_watched   the plan's invariant plus the car type's safety envelope
+  hil_invariant_evaluations  evaluations in the last hil run (at least N: every
+        frame judged by every invariant whose signals it carries)
 
     .venv/bin/python benchmarks/can_stream.py   # HIL_BENCH_N=20000 HIL_BENCH_REPS=3
 """
@@ -39,6 +40,7 @@ from typing import Any
 
 import can
 import yaml
+from figures import emit
 
 from devices.ev.driver import load_database
 from hil.bench.bench import Bench
@@ -143,8 +145,12 @@ def write_setup(folder: Path) -> tuple[Path, Path]:
     return folder / "bench.yaml", folder / "plan.yaml"
 
 
-def hil_run(folder: Path, batch: list[can.Message]) -> tuple[float, float, int]:
-    """(seconds per frame on the wall, consumer CPU seconds per frame, evaluations)."""
+def hil_run(folder: Path, batch: list[can.Message]) -> tuple[float, float, int, int]:
+    """(wall and consumer CPU seconds per frame, evaluations, invariants watched).
+
+    The plan's own invariant, and the safety envelope the car's device type
+    declares (watched in every plan that uses the car), are both judged.
+    """
     bench_path, plan_path = write_setup(folder)
     channel = f"bench-{uuid.uuid4().hex[:8]}"
     text = bench_path.read_text(encoding="utf-8").replace("set per run", channel)
@@ -165,26 +171,28 @@ def hil_run(folder: Path, batch: list[can.Message]) -> tuple[float, float, int]:
         producer.start()
         deadline = time.monotonic() + 60
         settled = -1  # evaluations after a check that began with every frame captured
-        while watch.evaluations < len(batch):
+        while True:
             seq = capture.seq
             violation = watch.check()
             if violation is not None:
                 raise SystemExit(f"invariant violated: {violation.message}")
             if seq >= len(batch):
-                # two frames with one timestamp form one state: stop once nothing is left
-                if watch.evaluations == settled:
+                if watch.evaluations == settled:  # a check found nothing more to judge
                     break
                 settled = watch.evaluations
                 continue
             if time.monotonic() > deadline:
-                raise SystemExit(f"hil judged {watch.evaluations}/{len(batch)} frames")
+                raise SystemExit(f"hil captured {seq}/{len(batch)} frames")
             capture.wait_beyond(seq, 0.05)  # what a waiting step does between ticks
         end = time.perf_counter()
         producer.finish()
         cpu = time.process_time() - cpu0 - producer.cpu
         if capture.dropped:
             raise SystemExit(f"capture dropped {capture.dropped} frames")
-    return (end - producer.t0) / len(batch), cpu / len(batch), watch.evaluations
+    if watch.evaluations < len(batch):
+        raise SystemExit(f"{watch.evaluations} evaluations for {len(batch)} frames")
+    per_frame = (end - producer.t0) / len(batch)
+    return per_frame, cpu / len(batch), watch.evaluations, len(resolved.invariants)
 
 
 def main() -> None:
@@ -195,22 +203,23 @@ def main() -> None:
         hil_run(folder, frames(min(N, 2000)))
         bare: list[tuple[float, float]] = []
         hil: list[tuple[float, float]] = []
-        evaluations = 0
+        evaluations = invariants = 0
         for _ in range(REPS):  # interleaved: both loops see the same machine state
             bare.append(bare_run(batch))
-            *got, evaluations = hil_run(folder, batch)
-            hil.append((got[0], got[1]))
+            wall, cpu, evaluations, invariants = hil_run(folder, batch)
+            hil.append((wall, cpu))
     b_wall = statistics.median(x[0] for x in bare)
     h_wall = statistics.median(x[0] for x in hil)
     b_cpu = statistics.median(x[1] for x in bare)
     h_cpu = statistics.median(x[1] for x in hil)
-    print(f"frames: {N}")
-    print(f"bare_stream_per_frame: {b_wall * 1e6:.1f} us")
-    print(f"hil_stream_per_frame: {h_wall * 1e6:.1f} us")
-    print(f"hil_stream_ratio: {h_wall / b_wall:.2f} x")
-    print(f"bare_consumer_rate: {1 / b_cpu:.0f} frames/s")
-    print(f"hil_consumer_rate: {1 / h_cpu:.0f} frames/s")
-    print(f"hil_invariant_evaluations: {evaluations} evaluations")
+    emit("stream_frames", N, "frames")
+    emit("bare_stream_per_frame", b_wall * 1e6, "us")
+    emit("hil_stream_per_frame", h_wall * 1e6, "us")
+    emit("hil_stream_ratio", h_wall / b_wall, "x")
+    emit("bare_consumer_rate", 1 / b_cpu, "frames/s")
+    emit("hil_consumer_rate", 1 / h_cpu, "frames/s")
+    emit("hil_invariants_watched", invariants, "invariants")
+    emit("hil_invariant_evaluations", evaluations, "evaluations")
 
 
 if __name__ == "__main__":
