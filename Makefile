@@ -8,6 +8,8 @@ ALLURE_VERSION := 2.46.1
 ALLURE := .tools/node_modules/.bin/allure
 BENCH  ?= benches/emulated.yaml
 CHROMIUM := /usr/bin/chromium
+SER2NET := /usr/sbin/ser2net
+LABGRID := .tools/labgrid/bin/labgrid-client
 # the key that seals `make certify`'s result set; a lab points this at its own
 SIGNING_KEY ?= .tools/keys/hil-signing-key.pem
 export ALLURE_NO_ANALYTICS := true
@@ -31,10 +33,21 @@ $(ALLURE):
 $(CHROMIUM):
 	apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core
 
+# Debian's ser2net and iproute2: the remote-transport tests make bench hosts in network
+# namespaces and put ser2net (RFC 2217) in front of a device's serial line.
+$(SER2NET):
+	apt-get update -q && apt-get install -y -q --no-install-recommends ser2net iproute2
+
+# labgrid in its own venv: it replaces pyserial's serial module with its fork, which
+# hil's own venv must not get; hil drives the coordinator with this labgrid-client.
+$(LABGRID):
+	$(PYTHON) -m venv .tools/labgrid
+	.tools/labgrid/bin/python -m pip install -q 'labgrid>=26,<27'
+
 $(SIGNING_KEY): $(STAMP)
 	$(BIN)/hil report keygen -o $@
 
-install: $(STAMP) $(ALLURE) $(CHROMIUM)
+install: $(STAMP) $(ALLURE) $(CHROMIUM) $(SER2NET) $(LABGRID)
 
 certify: install $(SIGNING_KEY)
 	$(BIN)/hil certify --bench $(BENCH) --reports reports --allure $(ALLURE) --key $(SIGNING_KEY)

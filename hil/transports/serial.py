@@ -1,7 +1,8 @@
 """Serial lines through ``serial.serial_for_url``; every line captured.
 
 Works with any pyserial URL or device path: ``/dev/ttyUSB0``, a pty slave,
-``rfc2217://host:port`` (ser2net), ``socket://``.
+``rfc2217://host:port`` (ser2net; add ``?ign_set_control``: ser2net does not
+answer pyserial's SET_CONTROL), ``socket://``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hil.lifecycle import Resource, start_thread
 from hil.transports.capture import RX, TX, Capture
 
 LineHandler = Callable[[float, str], None]
+WRITE_TIMEOUT_S = 1.0  # a local port whose reader stalled must not hang the plan
 
 
 class SerialTransport(Resource):
@@ -51,11 +53,17 @@ class SerialTransport(Resource):
         self._running = False
 
     def _open_impl(self) -> None:
+        # pyserial's rfc2217:// refuses a write timeout (NotImplementedError); its writes
+        # go to a TCP socket, which has its own
+        remote = self.url.startswith("rfc2217://")
         try:
             self._port = serial.serial_for_url(
-                self.url, baudrate=self.baudrate, timeout=0.05, write_timeout=1.0
+                self.url,
+                baudrate=self.baudrate,
+                timeout=0.05,
+                write_timeout=None if remote else WRITE_TIMEOUT_S,
             )
-        except (serial.SerialException, OSError, ValueError) as err:
+        except (serial.SerialException, OSError, ValueError, NotImplementedError) as err:
             raise TransportOpenError(
                 f"cannot open serial port {self.url!r}: {err}", device=self.name, address=self.url
             ) from err
