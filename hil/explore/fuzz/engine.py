@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import hypothesis
 from hypothesis import given, settings
@@ -31,6 +32,7 @@ class Example:
     wire: str  # hex of a frame, a MIoT line, SCPI text: what the finding shows
     must_error: bool  # bad input: the protocol's error answer is required
     invalid: bool  # the safety envelope must not move on it
+    data: Any = field(default=None, compare=False)  # what the target needs to send it
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,13 @@ class FuzzTarget(ABC):
     @abstractmethod
     def restart(self) -> None:
         """Bring the device back (power-cycle the emulator, reopen the transport)."""
+
+    def close(self) -> None:  # noqa: B027 - most targets open nothing of their own
+        """Release what the target opened itself (the device is the caller's)."""
+
+    def shown(self, example: Example) -> str:
+        """The input as it went on the wire (a target may complete it when sending)."""
+        return example.wire
 
 
 class _Violation(Exception):
@@ -139,10 +148,12 @@ def _judge(target: FuzzTarget, example: Example, report: FuzzReport) -> Finding 
     target.send(example)
     why_dead = target.probe()
 
-    def finding(kind: str, reason: str) -> Finding:
-        return Finding(target.protocol, target.device, kind, example.category, example.wire, reason)
+    wire = target.shown(example)
 
-    shown = short(example.wire)
+    def finding(kind: str, reason: str) -> Finding:
+        return Finding(target.protocol, target.device, kind, example.category, wire, reason)
+
+    shown = short(wire)
     if why_dead is not None:
         report.liveness_failures += 1
         return finding(LIVENESS, f"liveness lost after {shown}: {why_dead}")
