@@ -64,8 +64,13 @@ class SerialTransport(Resource):
                 write_timeout=None if remote else WRITE_TIMEOUT_S,
             )
         except (serial.SerialException, OSError, ValueError, NotImplementedError) as err:
+            hint = ""
+            if remote and "option 'control'" in str(err) and "ign_set_control" not in self.url:
+                hint = " (ser2net does not answer RFC 2217 SET_CONTROL: add ?ign_set_control)"
             raise TransportOpenError(
-                f"cannot open serial port {self.url!r}: {err}", device=self.name, address=self.url
+                f"cannot open serial port {self.url!r}: {err}{hint}",
+                device=self.name,
+                address=self.url,
             ) from err
         self._running = True
         self._thread = start_thread(self._read_loop, f"serial-{self.name}")
