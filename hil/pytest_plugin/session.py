@@ -146,7 +146,8 @@ class HilSession:
         if self.results_dir is not None:
             folder = self.results_dir / "interlock"
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"session-{report.started:.6f}.json"
+            # xdist workers share the folder: the worker's name keeps their files apart
+            path = folder / f"session-{self.worker}-{report.started:.6f}.json"
             path.write_text(redact(json.dumps(report.to_json(), indent=1)), encoding="utf-8")
 
     def close(self) -> None:

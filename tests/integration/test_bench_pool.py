@@ -157,3 +157,65 @@ def test_plans_on_two_benches_merge_into_one_record_set_and_certificate(
         ("A1", "passed"),
         ("E1", "passed"),
     ]
+
+
+ENDPOINTS_TEST = """
+import json, os
+from pathlib import Path
+from hil.pytest_plugin.session import hil_session
+
+def test_endpoints(bench, request):
+    worker = hil_session(request.config).worker
+    endpoints = {name: dict(e.endpoint) for name, e in bench.emulators.items()}
+    out = Path(os.environ["LEASE_OUT"]) / f"endpoints-{worker}.json"
+    out.write_text(json.dumps({"pid": os.getpid(), "endpoints": endpoints}, default=str))
+"""
+
+
+def test_with_n_auto_each_worker_opens_an_emulated_bench_of_its_own(tmp_path: Path) -> None:
+    """``-n auto`` (two workers on two cores), one all-emulated bench file, no pool: each
+    worker has its own emulators, ptys and loopback ports (nothing is leased: there is
+    nothing to share), and its virtual channels live in its own process."""
+    bench = tmp_path / "small.yaml"
+    bench.write_text(
+        json.dumps(
+            {
+                "spec": 1,
+                "id": "small",
+                "devices": {
+                    "ev": {
+                        "type": "ev",
+                        "emulated": True,
+                        "can": {"interface": "virtual", "channel": "ev-can"},
+                    },
+                    "smart_plug": {
+                        "type": "smart_plug",
+                        "emulated": True,
+                        "serial": {"port": "auto"},
+                    },
+                    "power_analyzer": {
+                        "type": "power_analyzer",
+                        "emulated": True,
+                        "visa": {"resource": "auto"},
+                        "wiring": {"1": "smart_plug"},
+                    },
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "test_endpoints.py").write_text(ENDPOINTS_TEST, encoding="utf-8")
+    run = _pytest(
+        ["-n", "auto", "--dist", "each", "--bench", str(bench), "test_endpoints.py"], tmp_path
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("endpoints-gw*.json"))]
+    assert len(seen) >= 2, seen  # this machine has two cores
+    a, b = seen[0], seen[1]
+    assert a["pid"] != b["pid"]
+    assert a["endpoints"]["smart_plug"]["url"] != b["endpoints"]["smart_plug"]["url"]
+    assert (
+        a["endpoints"]["power_analyzer"]["resource"] != b["endpoints"]["power_analyzer"]["resource"]
+    )
+    assert a["endpoints"]["ev"].get("interface", "virtual") == "virtual"  # process-local
+    assert not (tmp_path / "leases").exists()  # an all-emulated bench alone is never leased
