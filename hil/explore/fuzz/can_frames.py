@@ -36,6 +36,19 @@ WRONG_LENGTHS = {
     0x31: (1, 2, 3),
     0x3E: (1, 3, 4, 5, 6, 7),
 }
+# the order categories run in: what most often breaks a receiver first
+ORDER = (
+    "wrong_length",
+    "stale_counter",
+    "bad_checksum",
+    "out_of_range",
+    "unknown_id",
+    "own_id",
+    "uds_wrong_length",
+    "uds_unknown_service",
+    "boundary",
+    "in_range",
+)
 UNKNOWN_SERVICES = (0x12, 0x13, 0x15, 0x20, 0x21, 0x23, 0x24, 0x2A, 0x2C, 0x2E, 0x2F, 0x34, 0x3D)
 
 
@@ -209,7 +222,7 @@ def can_examples(
                 Frame(0, b"", uds=bytes([t[0]]) + t[1], expect_nrc=NOT_SUPPORTED),
             )
         )
-    return parts
+    return {k: parts[k] for k in ORDER if k in parts}
 
 
 def _out_of_range(

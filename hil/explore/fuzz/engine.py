@@ -56,7 +56,8 @@ class FuzzTarget(ABC):
 
     @abstractmethod
     def examples(self) -> dict[str, st.SearchStrategy[Example]]:
-        """A strategy per category of input, derived from the device's definition."""
+        """A strategy per category of input, derived from the device's definition, in the
+        order they are run: the inputs most likely to break a parser first."""
 
     @abstractmethod
     def send(self, example: Example) -> None:

@@ -31,6 +31,19 @@ COMMANDS = ("ok", "error", "down")  # what a module may send; anything else is u
 # only an ``error`` line in −9999…−5000 will do for these; the others may get a -400x result
 ERROR_ONLY = frozenset({"unknown_method", "unknown_command", "malformed", "overlong"})
 VALID = frozenset({"get", "set"})
+# the order categories run in: what most often breaks a line parser first
+ORDER = (
+    "overlong",
+    "malformed",
+    "unknown_command",
+    "unknown_method",
+    "bad_arity",
+    "unknown_ids",
+    "bad_value",
+    "escaped",
+    "get",
+    "set",
+)
 
 _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 _ID = st.integers(1, 65535)
@@ -126,7 +139,7 @@ def miot_examples(spec: MiotSpec) -> dict[str, st.SearchStrategy[Example]]:
     )
     parts["malformed"] = _malformed().map(lambda w: ex("malformed", w))
     parts["overlong"] = _overlong(readable or props).map(lambda w: ex("overlong", w))
-    return parts
+    return {k: parts[k] for k in ORDER if k in parts}
 
 
 def _ids(sp: tuple[int, PropertySpec]) -> tuple[str, str]:

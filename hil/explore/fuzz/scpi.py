@@ -28,6 +28,8 @@ COMMON = ("*IDN?", "*CLS", "*OPC?", "*TST?", "*WAI", ":SYSTem:ERRor?", ":SYSTem:
 COMMAND_ERRORS = range(-199, -100 + 1)
 QUEUE_READS = 40  # more than any instrument's queue holds (IEEE 488.2 leaves it to the device)
 LONG = 1024  # a program message longer than this is "overlong" (a common input buffer size)
+# the order categories run in: what most often breaks a parser first
+ORDER = ("overlong_header", "malformed", "unknown", "binary", "overlong_valid", "valid")
 _RESOURCE = re.compile(r"TCPIP0?::([^:]+)::(\d+)::SOCKET", re.IGNORECASE)
 _ALPHA = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=10)
 
@@ -63,7 +65,7 @@ def scpi_examples(messages: list[str]) -> dict[str, st.SearchStrategy[Example]]:
             lambda h: h + ";;",  # an empty program message unit
         ]
     )
-    return {
+    parts = {
         "valid": st.tuples(st.sampled_from(whole), st.lists(st.booleans(), max_size=40)).map(
             lambda t: ex("valid", _case(t[0], t[1]), must_error=False)
         ),
@@ -85,6 +87,7 @@ def scpi_examples(messages: list[str]) -> dict[str, st.SearchStrategy[Example]]:
             lambda t: ex("binary", (bytes([t[0]]) + t[1].replace(b"\n", b"")).hex())
         ),
     }
+    return {k: parts[k] for k in ORDER}
 
 
 def _repeat(message: str, size: int) -> str:
