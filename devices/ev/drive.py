@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 GEAR_P, GEAR_R, GEAR_N, GEAR_D = 0, 1, 2, 3
 GEARS = {GEAR_P: "P", GEAR_R: "R", GEAR_N: "N", GEAR_D: "D", 7: "SNA"}
+PARK_DRIVE_NEUTRAL = [GEAR_P, GEAR_D, GEAR_N]  # ev:unlock_after_neutral_shift's sequence
 DEFAULT_ACCEL = 3.0  # m/s²
 COAST_DECEL = 0.5  # m/s², rolling resistance in N
 
@@ -26,8 +27,11 @@ class Drive:
         self.target = 0.0
         self.accel = DEFAULT_ACCEL
         self.gear = GEAR_P
+        self.shifts = [GEAR_P]  # the last gears engaged, oldest first (the BCM reads them)
 
     def command(self, target_kmh: float, gear: int, accel: float) -> None:
+        if gear != self.gear:
+            self.shifts = [*self.shifts[-2:], gear]
         self.target, self.gear = target_kmh, gear
         self.accel = accel if accel > 0 else DEFAULT_ACCEL
 

@@ -45,7 +45,7 @@ from devices.ev import battery, charging, digital_key, vcu
 from devices.ev import diagnostics as diag
 from devices.ev.battery import Battery, Limits
 from devices.ev.charging import OnboardCharger
-from devices.ev.drive import GEAR_D, GEARS, Drive
+from devices.ev.drive import GEAR_D, GEARS, PARK_DRIVE_NEUTRAL, Drive
 from devices.ev.driver import (
     CAR_NODES,
     DOORS,
@@ -85,6 +85,11 @@ class EvEmulator(CanNodeEmulator):
         "s3_never_expires": "the UDS extended session never falls back to default (no S3 timeout)",
         "accepts_stale_counter": "the BCM acts on lock commands with a repeated or stale "
         "E2E counter (checksums are still checked)",
+        # sequence defects (found by exploration, testplans/explore/XE1)
+        "unlock_after_neutral_shift": "after shifting P → D → N the BCM reads 'not in D' as "
+        "parked: a phone unlock is accepted while the car coasts at speed",
+        "auto_lock_off_after_double_unlock": "two unlock requests in a row switch the "
+        "speed auto-lock off (a personalisation shortcut left enabled)",
         **battery.DEFECTS,
         **charging.DEFECTS,
         **vcu.DEFECTS,
@@ -142,6 +147,7 @@ class EvEmulator(CanNodeEmulator):
         self._locks = [UNLOCKED] * len(DOORS)
         self._result = RESULT_NONE
         self._autolock_since: float | None = None
+        self._unlocks_in_a_row = 0  # (auto_lock_off_after_double_unlock) the shortcut's count
         self._home_distance = home_distance(s, name)
         self._bms_silent = False
         self.vcu = vcu.BatteryWatch(self.defects)
@@ -299,6 +305,7 @@ class EvEmulator(CanNodeEmulator):
     def _auto_lock(self) -> None:
         wanted = (
             not self.has("no_auto_lock")
+            and not (self.has("auto_lock_off_after_double_unlock") and self._unlocks_in_a_row >= 2)
             and self.drive.gear == GEAR_D
             and self.drive.reported >= self.auto_lock_kmh
             and UNLOCKED in self._locks
@@ -324,10 +331,12 @@ class EvEmulator(CanNodeEmulator):
         elif name == "BODY_LockCmd":
             request = int(values["LockRequest"])
             if request == REQ_LOCK:
+                self._unlocks_in_a_row = 0
                 self._set_locks(LOCKED)
                 self._result = RESULT_ACCEPTED
             elif request == REQ_UNLOCK:
-                moving = self.drive.reported > self.unlock_max_kmh
+                self._unlocks_in_a_row += 1
+                moving = self.drive.reported > self.unlock_max_kmh and not self._parked_by_shift()
                 if moving and not self.has("unlock_while_moving"):
                     self._result = RESULT_REFUSED
                 else:
@@ -337,6 +346,11 @@ class EvEmulator(CanNodeEmulator):
                 return
             self._publish()
             self.send_now("BODY_Status")
+
+    def _parked_by_shift(self) -> bool:
+        """(unlock_after_neutral_shift) P → D → N taken for parking, whatever the speed."""
+        shifts = self.drive.shifts
+        return self.has("unlock_after_neutral_shift") and shifts == PARK_DRIVE_NEUTRAL
 
     def corrupt_checksum(self, name: str) -> bool:
         return name == "BODY_Status" and self.has("bad_checksum")
