@@ -14,7 +14,9 @@ import yaml
 
 
 def emit(name: str, value: float, unit: str) -> None:
-    if abs(value) >= 100:
+    if isinstance(value, int):  # counts stay counts
+        text = str(value)
+    elif abs(value) >= 100:
         text = f"{value:.0f}"
     elif abs(value) >= 10:
         text = f"{value:.1f}"

@@ -3,7 +3,7 @@
 Run by the peer kit (``HIL_BENCH=... ./run.sh 3`` in ``shared/peer-bench``, which
 puts its ``_pb`` on ``PYTHONPATH``) so the figures sit beside the peers' of the
 same pass. Same N (``PB_N``, 1000), same method: ``(wall(N) − wall(1)) / (N − 1)``,
-median of ``PB_RUNS`` (5) in-process, ``PB_PYTEST_RUNS`` (3) for subprocesses.
+median of ``PB_RUNS`` (5).
 
 In-process (like OpenHTF's ``Test.execute()``): ``PlanRunner.run()`` of a resolved
 plan on an open bench (one emulated car on a virtual CAN channel; a fresh bench
@@ -16,20 +16,13 @@ per run, so every run's evidence covers the same amount of capture).
   hil_plan_nomeas_per_step  each step a zero wait                          [us]
   hil_plan_fixed            wall of a 1-step plan (measurement), in-process [ms]
 
-As a ``pytest`` subprocess (like the peer kit's pytest figures: the plan is one
-pytest item of hil's plugin; plugin autoload off, interpreter start included):
-
-  hil_cli_fixed             wall of a 1-step plan                          [ms]
-  hil_cli_per_step          marginal cost of a step                        [us]
-  hil_cli_allure_fixed      same with ``--alluredir`` and ``--hil-results`` [ms]
-  hil_cli_allure_per_step                                                  [us]
+The same plans as a ``pytest`` subprocess: ``hil_cli.py``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -47,7 +40,6 @@ from hil.report.record import Status, write_record
 
 N = env_int("PB_N", 1000)
 RUNS = env_int("PB_RUNS", 5)
-PYTEST_RUNS = env_int("PB_PYTEST_RUNS", 3)
 
 
 def run_once(bench_path: Path, plan_path: Path, out: Path | None) -> float:
@@ -97,58 +89,14 @@ def in_process(work: Path, bench_path: Path) -> None:
             emit("hil_plan_fixed", f * 1e3, "ms")
 
 
-def pytest_wall(bench_path: Path, plan_path: Path, allure: Path | None) -> float:
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    command += ["-p", "hil.pytest_plugin.plugin", "--bench", str(bench_path)]
-    if allure is not None:
-        results = allure.parent / f"{allure.name}-records"
-        command += ["-p", "allure_pytest.plugin", "--alluredir", str(allure)]
-        command += ["--clean-alluredir", "--hil-results", str(results)]
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    t0 = now()
-    done = subprocess.run(
-        [*command, str(plan_path)],
-        cwd=plan_path.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    dt: float = now() - t0
-    if done.returncode != 0 or "1 passed" not in done.stdout:
-        raise SystemExit(f"pytest on {plan_path.name} failed:\n{done.stdout}\n{done.stderr}")
-    if allure is not None and not list(allure.glob("*-result.json")):
-        raise SystemExit(f"no Allure result in {allure}")
-    return dt
-
-
-def subprocesses(work: Path, bench_path: Path) -> None:
-    one, many = (write_plan(work / f"cli{n}", n, measure=True) for n in (1, N))
-    wall: dict[str, list[float]] = {"plain": [], "allure": []}
-    fixed: dict[str, list[float]] = {"plain": [], "allure": []}
-    for _ in range(PYTEST_RUNS):
-        for v in wall:
-            allure = work / "allure" if v == "allure" else None
-            wall[v].append(pytest_wall(bench_path, many, allure))
-            fixed[v].append(pytest_wall(bench_path, one, allure))
-    for v, name in (("plain", "hil_cli"), ("allure", "hil_cli_allure")):
-        w, f = median(wall[v]), median(fixed[v])
-        emit(f"{name}_fixed", f * 1e3, "ms")
-        emit(f"{name}_per_step", (w - f) / (N - 1) * 1e6, "us")
-
-
 def main() -> None:
     root = os.environ.get("PEERBENCH_TMP")
     if root:
         os.makedirs(root, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hil-plan-", dir=root) as tmp:
         work = Path(tmp)
-        for sub in ("cli1", f"cli{N}"):
-            (work / sub).mkdir()
-        bench_path = write_bench(work)
-        in_process(work, bench_path)
-        subprocesses(work, bench_path)
-    note(f"hil plan N={N} runs={RUNS} pytest_runs={PYTEST_RUNS}")
+        in_process(work, write_bench(work))
+    note(f"hil plan N={N} runs={RUNS}")
 
 
 if __name__ == "__main__":
