@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hil.bench.loader import load_bench
 from hil.plan.verdicts import CATEGORY_DEADLINE
 from hil.report.record import read_records
 from tests.conftest import PLANS, ROOT
@@ -37,6 +38,8 @@ from tests.netns import NetnsPair, first_line, netns_pair, stop, unavailable
 E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
 A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
 NE1 = PLANS / "energy" / "NE1-integrated-energy.yaml"
+REMOTE_EXAMPLE = ROOT / "benches" / "remote-example.yaml"
+EXAMPLE_HOST = "192.0.2.20"  # the bench host's address in the example
 START_TIMEOUT_S = 60.0  # interpreter start and imports on a loaded 2-core machine
 RUN_TIMEOUT_S = 300.0
 CAN_PORT, SERIAL_PORT, SCPI_PORT, ACTUATOR_PORT = 29536, 2000, 5025, 5026
@@ -93,30 +96,16 @@ class BenchHost:
     folder: Path
 
     def bench(self, name: str, ev_channel: str = "ev-can", host: str | None = None) -> Path:
-        """The controller's bench file: real devices, reached at ``host`` (the bench host)."""
-        at = host or self.pair.host_ip
-        devices: dict[str, Any] = {
-            "ev": {
-                "type": "ev",
-                "can": {
-                    "interface": "socketcand",
-                    "channel": ev_channel,
-                    "options": {"host": at, "port": CAN_PORT},
-                },
-            },
-            "smart_plug": {
-                "type": "smart_plug",
-                "serial": {"port": f"rfc2217://{at}:{SERIAL_PORT}?ign_set_control"},
-                "actuator": {"resource": f"TCPIP::{at}::{ACTUATOR_PORT}::SOCKET"},
-            },
-            "power_analyzer": {
-                "type": "power_analyzer",
-                "visa": {"resource": f"TCPIP::{at}::{SCPI_PORT}::SOCKET"},
-                "wiring": {"1": "smart_plug"},
-            },
-        }
+        """``benches/remote-example.yaml`` with the bench host's address (and the emulators'
+        time scale, and no labgrid place: the coordinator has its own tests)."""
+        text = REMOTE_EXAMPLE.read_text(encoding="utf-8").replace(
+            EXAMPLE_HOST, host or self.pair.host_ip
+        )
+        bench = yaml.safe_load(text)
+        del bench["place"]
+        bench.update(id=name, time_scale=SOURCE["time_scale"])
+        bench["devices"]["ev"]["can"]["channel"] = ev_channel
         path = self.folder / f"{name}.yaml"
-        bench = {"spec": 1, "id": name, "time_scale": 0.1, "devices": devices}
         path.write_text(yaml.safe_dump(bench), encoding="utf-8")
         return path
 
@@ -224,3 +213,22 @@ def test_the_bench_host_is_reachable_only_through_the_veth_pair(bench_host: Benc
     pair.wait_reachable([f"{pair.host_ip}:{SCPI_PORT}"], timeout_s=5)
     with pytest.raises(AssertionError, match="not reachable"):
         pair.wait_reachable([f"127.0.0.1:{CAN_PORT}", f"127.0.0.1:{SCPI_PORT}"], timeout_s=1)
+
+
+def test_the_remote_example_reaches_every_device_at_the_bench_host() -> None:
+    """The shipped example loads, and every address in it is the bench host's (so the tests
+    above, which change only that address, run the file as shipped)."""
+    loaded = load_bench(REMOTE_EXAMPLE)
+    devices = loaded.config.devices
+    assert loaded.config.place is not None and loaded.config.place.name == "remote-bench-1"
+    assert all(not d.emulated for d in devices.values())
+    ev = devices["ev"].can
+    assert ev is not None and ev.interface == "socketcand"
+    assert ev.options == {"host": EXAMPLE_HOST, "port": CAN_PORT}
+    plug = devices["smart_plug"]
+    assert plug.serial is not None and plug.actuator is not None
+    assert plug.serial.port == f"rfc2217://{EXAMPLE_HOST}:{SERIAL_PORT}?ign_set_control"
+    assert plug.actuator.resource == f"TCPIP::{EXAMPLE_HOST}::{ACTUATOR_PORT}::SOCKET"
+    analyzer = devices["power_analyzer"].visa
+    assert analyzer is not None
+    assert analyzer.resource == f"TCPIP::{EXAMPLE_HOST}::{SCPI_PORT}::SOCKET"
