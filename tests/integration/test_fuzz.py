@@ -12,6 +12,7 @@ import pytest
 from hil.cli import main
 from hil.explore.fuzz.report import ERROR_ANSWER, LIVENESS, SAFETY, FuzzReport
 from hil.explore.fuzz.run import fuzz_device
+from hil.uds import protocol as uds_protocol
 from tests.conftest import EMULATED_BENCH
 
 
@@ -102,3 +103,17 @@ def test_hil_fuzz_command_prints_and_writes_the_finding(
     assert saved["profile"] == "ci" and saved["seed"] == "derandomized"
     assert saved["defects"] == ["silent_syntax_error"]
     assert main([*args, "--protocol", "miot", "--out", str(tmp_path)]) == 2  # speaks SCPI
+
+
+def test_uds_nrc_oracle_finds_an_ecu_answering_the_wrong_nrc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no shipped defect breaks the NRC rule, so the car's real ECU is made to: it answers
+    # a request of the wrong length with 0x31 (out of range) instead of 0x13
+    monkeypatch.setattr(uds_protocol, "BAD_LENGTH", 0x31)
+    report = fuzz("ev")
+    finding = report.finding
+    assert finding is not None, report.summary()
+    assert (finding.kind, finding.category) == (ERROR_ANSWER, "uds_wrong_length")
+    assert "NRC 0x31 (expected NRC 0x13)" in finding.reason, finding.reason
+    assert finding.input.startswith("UDS ") and len(finding.input) <= len("UDS 1011")
