@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from hil.units import parse_duration
 
@@ -114,13 +114,23 @@ DeviceName = Annotated[str, Field(pattern=NAME)]
 class LabgridPlace(Strict):
     """The labgrid place that reserves this bench across hosts (see hil/bench/labgrid_place.py)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="instead of a name: any free place with these tags (a labgrid reservation)",
+    )
     coordinator: str | None = Field(
         None, description="HOST:PORT of labgrid-coordinator; default $LG_COORDINATOR"
     )
     timeout_s: float = Field(
         60.0, gt=0, le=3600, description="how long a run waits while someone else holds it"
     )
+
+    @model_validator(mode="after")
+    def _name_or_tags(self) -> LabgridPlace:
+        if (self.name is None) == (not self.tags):
+            raise ValueError("a place is named by 'name' or by 'tags', one of the two")
+        return self
 
 
 class BenchConfig(Strict):

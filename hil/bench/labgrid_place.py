@@ -9,6 +9,7 @@ command line, as it needs Allure's.
 
 ``acquire`` retries while another user holds the place, up to a bounded
 timeout, then raises ``PlaceBusy`` naming the holder (labgrid's ``host/user``).
+A place may also be asked for by tags, through a labgrid reservation.
 Each pytest-xdist worker is its own labgrid user (``<user>-gwN``), so two
 workers never share one acquisition by accident.
 """
@@ -63,11 +64,42 @@ def labgrid_user(worker: str) -> str:
     return user if worker in ("", "main") else f"{user}-{worker}"
 
 
-class Place:
-    """One labgrid place on one coordinator, as this process's labgrid user."""
+def _tagged(text: str) -> dict[str, dict[str, str]]:
+    """``labgrid-client -v places`` → place name → {"tags": "k=v, …", "acquired": …}."""
+    places: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        if line.startswith("Place '") and line.endswith("':"):
+            current = places.setdefault(line[len("Place '") : -2], {})
+        elif current is not None:
+            key, _, value = line.strip().partition(": ")
+            if key in ("tags", "acquired"):
+                current[key] = value
+    return places
 
-    def __init__(self, name: str, *, coordinator: str | None = None, worker: str = "main") -> None:
-        self.name = name
+
+class Place:
+    """One labgrid place on one coordinator, as this process's labgrid user.
+
+    Named (``name``), or any free place whose tags match (``tags``): then hil
+    makes a labgrid reservation, waits for the coordinator to allocate a place
+    to it and acquires that one (``-p +TOKEN``), as ``labgrid-client reserve``
+    users do.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        tags: Mapping[str, str] | None = None,
+        coordinator: str | None = None,
+        worker: str = "main",
+    ) -> None:
+        if (name is None) == (not tags):
+            raise BenchError("a labgrid place is named by its name or by tags, one of the two")
+        self.name = name or ""
+        self.tags = dict(tags or {})
+        self.token: str | None = None  # the reservation, when reserved by tags
         self.coordinator = coordinator or os.environ.get("LG_COORDINATOR", "127.0.0.1:20408")
         self.user = labgrid_user(worker)
         self.host = os.environ.get("LG_HOSTNAME", socket.gethostname())
@@ -79,28 +111,73 @@ class Place:
         return f"{self.host}/{self.user}"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env: Mapping[str, str] = {
+        """``labgrid-client -p <this place> ARGS`` (the reservation's ``+TOKEN`` if reserved)."""
+        pattern = f"+{self.token}" if self.token and not self.acquired else self.name
+        return self._client("-p", pattern, *args)
+
+    def _client(
+        self, *args: str, timeout_s: float = CALL_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
             **os.environ,
             "LG_COORDINATOR": self.coordinator,
             "LG_USERNAME": self.user,
             "LG_HOSTNAME": self.host,
         }
-        command = [client_path(), "-p", self.name, *args]
         try:
             return subprocess.run(
-                command,
-                env=dict(env),
+                [client_path(), *args],
+                env=env,
                 capture_output=True,
                 text=True,
-                timeout=CALL_TIMEOUT_S,
+                timeout=timeout_s,
                 check=False,
             )
         except subprocess.TimeoutExpired as err:
             raise PlaceError(
-                f"labgrid-client {' '.join(args)} on place {self.name!r} did not finish within "
-                f"{CALL_TIMEOUT_S:g} s (coordinator {self.coordinator})",
+                f"labgrid-client {' '.join(args)} did not finish within {timeout_s:g} s "
+                f"(coordinator {self.coordinator})",
                 place=self.name,
             ) from err
+
+    def _reserve(self, timeout_s: float) -> None:
+        """Reserve a place by tags and wait (bounded) until the coordinator allocates one."""
+        filters = [f"{k}={v}" for k, v in sorted(self.tags.items())]
+        made = self._client("reserve", "--shell", *filters)
+        token = made.stdout.strip().removeprefix("export LG_TOKEN=")
+        if made.returncode != 0 or not token or " " in token:
+            raise self._failed("reserve", made)
+        self.token = token
+        try:
+            self._client("wait", token, timeout_s=timeout_s)
+        except PlaceError:
+            self._cancel()
+            listed = self._client("-v", "places")
+            wanted = {f"{k}={v}" for k, v in self.tags.items()}
+            holders = [
+                f"{name} by {info.get('acquired', '?')}"
+                for name, info in _tagged(listed.stdout).items()
+                if wanted <= set(info.get("tags", "").split(", "))
+            ]
+            raise PlaceBusy(
+                f"no labgrid place tagged {' '.join(filters)} became free within "
+                f"{timeout_s:g} s: "
+                + ("; ".join(holders) or "no place has these tags")
+                + f" (coordinator {self.coordinator}; we are {self.identity})",
+                tags=self.tags,
+                holder="; ".join(holders),
+            ) from None
+        shown = self._run("show")
+        first = shown.stdout.splitlines()[:1]
+        if shown.returncode != 0 or not first or not first[0].startswith("Place '"):
+            self._cancel()
+            raise self._failed("show (the reserved place)", shown)
+        self.name = first[0][len("Place '") : -2]
+
+    def _cancel(self) -> None:
+        token, self.token = self.token, None
+        if token:
+            self._client("cancel-reservation", token)
 
     def holder(self) -> str | None:
         """Who holds the place (``host/user``), or None when it is free."""
@@ -116,6 +193,8 @@ class Place:
     def acquire(self, timeout_s: float = 60.0) -> None:
         """Acquire the place, waiting at most ``timeout_s`` while someone else holds it."""
         deadline = time.monotonic() + timeout_s
+        if self.tags and self.token is None:
+            self._reserve(timeout_s)
         while True:
             done = self._run("acquire")
             if done.returncode == 0:
@@ -140,6 +219,7 @@ class Place:
             return
         self.acquired = False
         done = self._run("release")
+        self._cancel()  # a reservation, if the place came from one
         if done.returncode != 0:
             raise self._failed("release", done)
 

@@ -97,7 +97,7 @@ class HilSession:
         spec = loaded.config.place
         if spec is None or self.place is not None:
             return
-        place = Place(spec.name, coordinator=spec.coordinator, worker=self.worker)
+        place = Place(spec.name, tags=spec.tags, coordinator=spec.coordinator, worker=self.worker)
         place.acquire(spec.timeout_s)
         self.place = place
 

@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from hil.bench.labgrid_place import Place, PlaceBusy, PlaceError, client_path
-from hil.errors import TransportOpenError
+from hil.bench.loader import load_bench
+from hil.errors import BenchError, TransportOpenError
 from hil.transports.serial import SerialTransport
 from tests.conftest import ROOT
 
@@ -250,3 +251,58 @@ def test_without_ign_set_control_ser2net_leaves_pyserial_waiting_and_the_error_s
     assert "timeout while waiting for option 'control'" in str(refused.value)
     assert str(refused.value).endswith("add ?ign_set_control)")
     assert not line.is_open
+
+
+def test_a_place_asked_for_by_tags_is_reserved_allocated_and_acquired(coordinator: str) -> None:
+    """Two places tagged alike, one held by another user: a reservation by tags gets the free
+    one; a third asker waits its bounded time and is told who holds both."""
+    tag = f"pool-{secrets.token_hex(3)}"
+    names = [f"hil-tagged-{tag}-{i}" for i in (1, 2)]
+    for name in names:
+        for args in (("create",), ("set-tags", f"bench={tag}")):
+            done = _client(coordinator, "-p", name, *args)
+            assert done.returncode == 0, done.stderr
+    other = Place(names[0], coordinator=coordinator, worker="gw7")
+    other.acquire(timeout_s=5)
+    mine = Place(tags={"bench": tag}, coordinator=coordinator)
+    try:
+        mine.acquire(timeout_s=30)
+        assert mine.name == names[1] and mine.token
+        assert Place(names[1], coordinator=coordinator).holder() == mine.identity
+        third = Place(tags={"bench": tag}, coordinator=coordinator, worker="gw8")
+        with pytest.raises(PlaceBusy) as busy:
+            third.acquire(timeout_s=2)
+        said = str(busy.value)
+        assert f"no labgrid place tagged bench={tag} became free within 2 s" in said
+        assert (
+            f"{names[0]} by {other.identity}" in said and f"{names[1]} by {mine.identity}" in said
+        )
+        assert third.token is None  # its reservation was cancelled
+    finally:
+        mine.release()
+        other.release()
+    assert Place(names[1], coordinator=coordinator).holder() is None
+    reservations = _client(coordinator, "reservations").stdout
+    assert mine.token is None and tag not in reservations
+
+
+@pytest.mark.parametrize(
+    ("place", "ok"),
+    [
+        ({"name": "b1"}, True),
+        ({"tags": {"bench": "car"}}, True),
+        ({}, False),
+        ({"name": "b1", "tags": {"bench": "car"}}, False),
+    ],
+)
+def test_a_bench_names_its_place_by_name_or_by_tags(
+    place: dict[str, object], ok: bool, tmp_path: Path
+) -> None:
+    path = tmp_path / "b.yaml"
+    bench = yaml.safe_load(_bench(tmp_path, "x", "127.0.0.1:1").read_text())
+    path.write_text(yaml.safe_dump({**bench, "place": place}), encoding="utf-8")
+    if ok:
+        assert load_bench(path).config.place is not None
+    else:
+        with pytest.raises(BenchError, match="named by 'name' or by 'tags', one of the two"):
+            load_bench(path)
