@@ -66,9 +66,22 @@ unit: install
 
 test: lint typecheck unit
 
+# Every figure of the README's Performance table. The peer kit (OpenHTF, pytest,
+# allure-pytest, HardPy, cantools.tester, bare python-can) lives beside the repo in
+# ../shared/peer-bench and runs hil's peer scripts in its own passes (its venv under
+# /tmp/peerbench); the stand-alone scripts each measure their bare-library baseline.
+PEER_KIT ?= ../shared/peer-bench
+PEER_PASSES ?= 3
 benchmark: install
-	$(BIN)/python benchmarks/can_capture.py
+	cd $(PEER_KIT) && HIL_PY=$(CURDIR)/$(BIN)/python \
+	  HIL_BENCH="$(addprefix $(CURDIR)/benchmarks/peer/,hil_plan.py hil_cli.py hil_can.py)" \
+	  ./run.sh $(PEER_PASSES)
+	$(BIN)/python benchmarks/can_stream.py
+	$(BIN)/python benchmarks/can_soak.py
+	$(BIN)/python benchmarks/serial_rtt.py
+	$(BIN)/python benchmarks/visa_rtt.py
 	$(BIN)/python benchmarks/plan_load.py
+	$(BIN)/python benchmarks/scale_home.py
 
 clean:
 	rm -rf reports/allure-results reports/allure-report reports/hil-results reports/canaries \
