@@ -78,6 +78,8 @@ class ChargerDriver(CanNodeDriver):
     value whenever a caller leaves it out, so every frame refreshes the link.
     """
 
+    PULSE = "EVSE_Status"
+
     def __init__(
         self, name: str, transport: CanTransport, definition: DeviceDefinition | None = None
     ) -> None:

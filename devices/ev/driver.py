@@ -170,6 +170,8 @@ class EvDriver(CanNodeDriver):
     >>> ev.wait_for("BODY_Status.LockFL", "LOCKED", 0.5)  # doctest: +SKIP
     """
 
+    PULSE = "DRIVE_Status"  # the VCU's 10 ms frame (E11 silences only the BMS)
+
     def __init__(
         self,
         name: str,

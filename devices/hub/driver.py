@@ -68,6 +68,8 @@ class HubDriver(CanNodeDriver):
     >>> hub.wait_for("HUB_Status.ChargeLimit", 0, 10)        # doctest: +SKIP
     """
 
+    PULSE = "HUB_Status"
+
     def __init__(
         self, name: str, transport: CanTransport, definition: DeviceDefinition | None = None
     ) -> None:

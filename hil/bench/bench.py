@@ -209,10 +209,11 @@ class Bench(Resource):
             if err is None:
                 continue
             when = _clock(err.fields.get("at"))
+            why = err.fields.get("reason", str(err))
             policy = self.config.devices[name].reconnect
             if policy is None:
                 raise DeviceLost(
-                    f"{name} was lost{when} ({err}) and its bench entry has no 'reconnect' policy",
+                    f"lost{when} ({why}) and its bench entry has no 'reconnect' policy",
                     device=name,
                     at=err.fields.get("at"),
                 )
@@ -233,8 +234,8 @@ class Bench(Resource):
                 break
             else:
                 raise DeviceLost(
-                    f"{name} was lost{when} ({err}); {policy.attempts} reconnect attempts "
-                    f"failed, the last: {last}",
+                    f"lost{when} ({why}); {policy.attempts} reconnect attempts failed, "
+                    f"the last: {last}",
                     device=name,
                     at=err.fields.get("at"),
                 )

@@ -278,19 +278,11 @@ class PlanRunner:
             rec.status, rec.message = Status.BROKEN, str(err)
             rec.observed["category"] = CATEGORY_PLAN
         except KeyboardInterrupt:
-            if self._watchdog is not None and self._watchdog.interrupted:
-                # the watchdog's last resort against a call that never polled
-                self._watchdog.interrupted = False
-                limit = self._watchdog.timeout_s
-                rec.status = Status.BROKEN
-                rec.message = f"plan exceeded its timeout of {limit:g} s, stuck in this step"
-                rec.observed.update(category=CATEGORY_TIMEOUT, timeout_s=limit)
-            else:
-                rec.status, rec.message = Status.BROKEN, "interrupted by the operator (Ctrl-C)"
-                rec.ended = time.time()
-                if self.observer:
-                    self.observer.step_finished(step, rec)
-                raise
+            rec.status, rec.message = Status.BROKEN, "interrupted by the operator (Ctrl-C)"
+            rec.ended = time.time()
+            if self.observer:
+                self.observer.step_finished(step, rec)
+            raise
         rec.ended = time.time()
         if self.observer:
             self.observer.step_finished(step, rec)

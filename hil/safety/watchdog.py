@@ -3,18 +3,23 @@
 Every wait in hil polls; the watchdog is one more thing each poll checks, so
 an expired plan stops at its next poll with ``PlanTimedOut``. A plan stuck in
 a call that never polls (a driver blocked in a library) is the reason for the
-second stage: ``HARD_GRACE_S`` after expiry the watchdog interrupts the main
-thread, which the runner turns into the same verdict.
+second stage: ``HARD_GRACE_S`` after expiry the watchdog signals the main
+thread (``HARD_SIGNAL``, which interrupts a blocking system call), and its
+handler raises the same ``PlanTimedOut`` there. A signal of our own, not
+SIGINT: pytest-xdist workers ignore SIGINT, and Ctrl-C must stay the operator's.
 """
 
 from __future__ import annotations
 
-import _thread
+import signal
 import threading
 import time
+from types import FrameType
+from typing import Any
 
 HARD_GRACE_S = 20.0  # after expiry, how long a plan may go without polling
 TEARDOWN_GRACE_S = 30.0  # an expired plan's teardown gets this long, then it is cut too
+HARD_SIGNAL = signal.SIGUSR2
 
 
 class PlanTimedOut(Exception):
@@ -35,21 +40,36 @@ class PlanWatchdog:
         self.hard_grace_s = hard_grace_s
         self.deadline = time.monotonic() + timeout_s
         self.expired_at: float | None = None  # epoch time the deadline passed (for the record)
-        self.interrupted = False  # the hard stage fired: a KeyboardInterrupt is ours
+        self.interrupted = False  # the hard stage fired
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._polled = time.monotonic()
+        # signal handlers live in the main thread: elsewhere only the polite stage exists
         self._main = threading.main_thread() is threading.current_thread()
+        self._main_ident = threading.main_thread().ident or 0
+        self._previous: Any = None
         self._thread = threading.Thread(
             target=self._watch, name=f"hil-watchdog-{label}", daemon=True
         )
 
     def __enter__(self) -> PlanWatchdog:
+        if self._main:
+            self._previous = signal.signal(HARD_SIGNAL, self._on_signal)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._done.set()
+        if self._main:
+            signal.signal(HARD_SIGNAL, self._previous)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.interrupted and not self._done.is_set():
+            raise PlanTimedOut(
+                f"plan {self.label} exceeded its timeout of {self.timeout_s:g} s, stuck in a "
+                "call that never returned: aborted",
+                limit_s=self.timeout_s,
+            )
 
     @property
     def expired(self) -> bool:
@@ -83,5 +103,5 @@ class PlanWatchdog:
                 if self.expired_at is None:
                     self.expired_at = time.time()
                 self.interrupted = True
-                _thread.interrupt_main()
+                signal.pthread_kill(self._main_ident, HARD_SIGNAL)
                 return

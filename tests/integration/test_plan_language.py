@@ -78,8 +78,11 @@ def test_e2_passes_and_its_invariant_watches_every_frame() -> None:
 def test_e2_fails_when_the_car_unlocks_while_moving() -> None:
     record = run(E2, defects=("ev:unlock_while_moving",), instance=1)
     assert record.status is Status.FAILED
-    assert record.category == CATEGORY_DEADLINE
-    assert "refusal-visible" in record.reason and "REFUSED" in record.reason
+    # the invariant is watched while the step waits for the refusal: the unlock at
+    # speed fails it as a safety violation, at the frame that showed it
+    assert record.category == CATEGORY_SAFETY
+    assert "step refusal-visible " in record.reason and "no-unlock-moving" in record.reason
+    assert "LockFL = UNLOCKED" in record.reason
 
 
 def test_invariant_violation_between_steps_is_caught_with_its_timestamp(tmp_path: Path) -> None:
