@@ -4,8 +4,9 @@ The vocabulary is what the bench's driver really sends (its program messages,
 from the VISA capture: the SCPI map as the driver uses it) plus the IEEE 488.2
 common commands every instrument has. Fuzz input goes over a raw TCP
 connection to the instrument's socket (binary junk cannot pass through a VISA
-``write``), each message followed by ``*IDN?`` on the same connection so its
-answer marks the point where the message was processed. The probe is
+``write``), each message followed by ``*IDN?;*OPC?`` on the same connection so
+its answer marks the point where the message was processed (an example's own
+queries answer on one line of their own, never that one). The probe is
 ``*IDN?`` through the bench's own pyvisa session; the error rule is that a
 malformed or unknown header leaves a command error (-100…-199) in the queue
 read with ``SYSTem:ERRor?``.
@@ -24,6 +25,7 @@ from hil.explore.fuzz.engine import Example, FuzzTarget, Outcome
 from hil.explore.fuzz.session import DeviceUnderFuzz
 from hil.scpi.server import split_units
 
+SYNC = "*IDN?;*OPC?"  # no example is this message, so no example's answer is its answer
 COMMON = ("*IDN?", "*CLS", "*OPC?", "*TST?", "*WAI", ":SYSTem:ERRor?", ":SYSTem:ERRor:COUNt?")
 COMMAND_ERRORS = range(-199, -100 + 1)
 QUEUE_READS = 40  # more than any instrument's queue holds (IEEE 488.2 leaves it to the device)
@@ -83,9 +85,11 @@ def scpi_examples(messages: list[str]) -> dict[str, st.SearchStrategy[Example]]:
             lambda n: ex("overlong_header", ":" + "A" * n)
         ),
         # bytes no header can begin with, then anything but the terminator
-        "binary": st.tuples(st.integers(0x80, 0xFF), st.binary(max_size=64)).map(
-            lambda t: ex("binary", (bytes([t[0]]) + t[1].replace(b"\n", b"")).hex())
-        ),
+        "binary": st.tuples(st.integers(0x80, 0xFF), st.binary(max_size=64))
+        .map(lambda t: bytes([t[0]]) + t[1].replace(b"\n", b""))
+        # bytes that decode to blanks only (C2 85 is U+0085) are a blank line: no error
+        .filter(lambda b: b.decode("utf-8", errors="replace").strip() != "")
+        .map(lambda b: ex("binary", b.hex())),
     }
     return {k: parts[k] for k in ORDER}
 
@@ -139,10 +143,11 @@ class ScpiFuzzTarget(FuzzTarget):
         assert sock is not None
         self._synced = False
         try:
-            sock.sendall(wire_bytes(example) + b"\n*IDN?\n")
+            sock.sendall(wire_bytes(example) + b"\n" + SYNC.encode() + b"\n")
         except OSError:
             return
-        # answers to queries inside the example come first; the identity marks the end
+        # answers to queries inside the example come first; the sync's answer marks the end
+        marker = f"{self.idn};1".encode()
         buf = b""
         deadline = time.monotonic() + self.probe_timeout
         while (remaining := deadline - time.monotonic()) > 0:
@@ -154,13 +159,13 @@ class ScpiFuzzTarget(FuzzTarget):
             if not chunk:
                 return
             buf += chunk
-            if any(line.strip() == self.idn.encode() for line in buf.split(b"\n")):
+            if any(line.strip() == marker for line in buf.split(b"\n")):
                 self._synced = True
                 return
 
     def probe(self) -> str | None:
         if not self._synced:
-            return f"no answer to *IDN? sent after it within {self.probe_timeout:g} s"
+            return f"no answer to *IDN? ({SYNC}) sent after it within {self.probe_timeout:g} s"
         try:
             idn = self.dut.transport.query("*IDN?")
         except Exception as err:  # a timeout or a dropped session: not answering
