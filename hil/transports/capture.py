@@ -11,6 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -119,7 +120,11 @@ class Capture(Generic[T]):
             if new <= 0:
                 return [], self._seq
             n = min(new, len(self._records))
-            return list(self._records)[-n:], self._seq
+            # from the newest end: O(new records), not a copy of the whole capture
+            # (a driver asks after every query; the capture holds up to maxlen)
+            newest_first = list(islice(reversed(self._records), n))
+            newest_first.reverse()
+            return newest_first, self._seq
 
     def latest(self, key: Hashable | None = None) -> Record[T] | None:
         with self._cond:
