@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hil.bench.loader import load_bench
 from hil.commands import bench_check, emulate, fuzz
+from hil.commands import explore as explore_command
 from hil.errors import HilError
 from hil.plan.tools import resolve_for_show, schema_text, show, validate_plans
 from hil.report.certify import add_certify_command
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bench_check.add_parser(bench_sub)
     emulate.add_parsers(sub)
+    explore_command.add_parsers(sub)
     fuzz.add_parser(sub)
 
     plans = sub.add_parser("plans", help="plan tools: validate, show, schema")

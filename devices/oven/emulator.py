@@ -64,6 +64,9 @@ class OvenEmulator(MiotMcuEmulator):
         "includes the display's draw)",
         "network_standby_high": f"its Wi-Fi module draws {HIGH_NETWORK_W} W in networked "
         "standby instead of the set network_w",
+        # sequence defect (found by exploration, testplans/explore/XE2)
+        "preheat_after_occupancy_bounce": "after a leave → arrive bounce the away guard stops "
+        "following occupancy: the next leave is missed and a remote preheat is accepted",
     }
     # display: the clock/status display (the oven's own menu); network: the Wi-Fi
     # module associated to the home network and idle (networked standby)
@@ -112,6 +115,11 @@ class OvenEmulator(MiotMcuEmulator):
         self._confirmed_at: float | None = None  # local button, not yet used
         self._awaiting: tuple[float, int] | None = None  # refused request a button may confirm
         self._preheat_done = False
+        # the occupancy the remote-preheat guard acts on (follows home.occupancy; see
+        # preheat_after_occupancy_bounce), and whether a leave has been seen
+        self._guard_home = False
+        self._guard_follows = True
+        self._left = False
         self.update(TARGET, 180)
         self._report_temperature()
 
@@ -247,10 +255,22 @@ class OvenEmulator(MiotMcuEmulator):
                     self.update(MODE, MODE_OFF)
                 else:
                     self.update(FAULT, FAULT_NONE)
+            elif name == OCCUPANCY:
+                self._follow_occupancy(new is True)
             elif name == MODE and new != MODE_OFF:
                 self.update(ON, True)
                 self.update(FAULT, FAULT_NONE)
                 self._preheat_done = False
+
+    def _follow_occupancy(self, home: bool) -> None:
+        if self._guard_follows:
+            self._guard_home = home
+        if not home:
+            self._left = True
+        elif self._left and self.has("preheat_after_occupancy_bounce"):
+            # the arrival after a leave re-registers the occupancy listener, wrongly:
+            # from here on the guard keeps "home" whatever the hub writes
+            self._guard_follows = False
 
     def _on_action(self, name: str, args: Mapping[str, Value]) -> Mapping[str, Value]:
         if name != "oven.preheat":
@@ -262,7 +282,7 @@ class OvenEmulator(MiotMcuEmulator):
             confirmed = self._confirmed_at is not None and now - self._confirmed_at <= window
             allowed = (
                 self.value(POLICY) == POLICY_ALLOW
-                or self.value(OCCUPANCY) is True
+                or (self.value(OCCUPANCY) is True if self._guard_follows else self._guard_home)
                 or confirmed
                 or self.has("preheat_when_away")
             )

@@ -26,7 +26,7 @@ from hil.report.record import PlanRecord, Status
 FINDINGS = (Status.FAILED, Status.INVALID)  # a device refusing (BROKEN) ends a sequence only
 
 
-class ViolationFound(Exception):  # noqa: N818 - what hypothesis reports as the failure
+class ViolationFound(Exception):
     """A drawn sequence, run as a plan, failed."""
 
     def __init__(

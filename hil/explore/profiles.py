@@ -15,7 +15,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILES = {"ci": "explore-ci", "deep": "explore-deep"}
 # sequences run while shrinking a failure, at most (see hil.explore.machine.Tally)
-SHRINK_RUNS = {"ci": 40, "deep": 400}
+SHRINK_RUNS = {"ci": 15, "deep": 400}
 _SLOW = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
 settings.register_profile(

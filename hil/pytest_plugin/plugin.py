@@ -175,11 +175,16 @@ def _plan_roots(config: pytest.Config) -> list[Path]:
     return roots
 
 
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> PlanFile | None:
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.File | None:
     roots = parent.config.stash.get(ROOTS_KEY, None)
     if roots is None:
         roots = parent.config.stash[ROOTS_KEY] = _plan_roots(parent.config)
     if is_plan_file(file_path, roots):
+        # explore files (hil.explore) sit in an explore/ folder of a plan root
+        from hil.pytest_plugin.explore_items import ExploreFile, is_explore_file
+
+        if is_explore_file(file_path):
+            return ExploreFile.from_parent(parent, path=file_path)
         return PlanFile.from_parent(parent, path=file_path)
     return None
 

@@ -1,0 +1,91 @@
+"""hil explore on the emulated bench: sequence defects found, shrunk, emitted as plans
+that the normal loader reads and that fail on the defective bench and pass on the healthy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hil.bench.loader import load_bench
+from hil.errors import PlanError
+from hil.explore.explorer import explore
+from hil.explore.loader import load_explore, rules_for
+from hil.plan.loader import load_plan
+from hil.plan.runner import CATEGORY_CONDITION, CATEGORY_SAFETY
+from tests.conftest import EMULATED_BENCH, PLANS
+from tests.plan_runs import assert_passed, run_plan
+
+EXPLORE = PLANS / "explore"
+CASES = [
+    # (explore file, defect, category of the emitted plan's failure, words in its reason)
+    (
+        "XE1-ev-lock-sequences.yaml",
+        "ev:unlock_after_neutral_shift",
+        CATEGORY_SAFETY,
+        "locked-at-speed",
+    ),
+    (
+        "XE2-oven-remote-preheat-sequences.yaml",
+        "oven:preheat_after_occupancy_bounce",
+        CATEGORY_CONDITION,
+        "must refuse it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "defect", "category", "words"), CASES)
+def test_exploration_finds_the_sequence_defect_and_emits_a_reproducing_plan(
+    tmp_path: Path, name: str, defect: str, category: str, words: str
+) -> None:
+    result = explore(
+        load_explore(EXPLORE / name), load_bench(EMULATED_BENCH, [defect]), out=tmp_path
+    )
+    assert result.found, result.summary()
+    assert result.replayed == "failed" and not result.flaky
+    assert result.category == category and words in result.reason
+    emitted = Path(result.plan)
+    plan = load_plan(emitted)  # the normal loader reads it
+    assert {"regression", "explored"} <= set(plan.plan.tags)
+    assert f"seed {result.seed}" in emitted.read_text(encoding="utf-8")
+    defective = run_plan(emitted, [defect], tmp_path / "defective")
+    assert defective.status.value == "failed", defective.reason
+    assert defective.category == category and words in defective.reason
+    assert f"step {result.failed_step} " in defective.reason
+    assert_passed(run_plan(emitted, [], tmp_path / "healthy"))
+
+
+def test_a_malformed_explore_file_is_an_error_at_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "spec: 1\nid: XB\ntitle: t\ndevices: [ev]\nexplore:\n  stimuli:\n"
+        "    - send: ev.HIL_VehicleSim\n      signal: {Gear: D}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PlanError) as err:
+        load_explore(bad)
+    assert err.value.line == 8 and "signal" in str(err.value)
+
+
+def test_an_unknown_stimulus_names_the_close_ones(tmp_path: Path) -> None:
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(
+        "spec: 1\nid: XT\ntitle: t\ndevices: [ev]\nexplore:\n  stimuli:\n"
+        "    - send: ev.BODY_LockCmnd\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PlanError) as err:
+        rules_for(load_explore(bad), load_bench(EMULATED_BENCH).definitions())
+    assert err.value.line == 7 and "BODY_LockCmd" in str(err.value)
+
+
+def test_a_range_outside_the_device_range_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "range.yaml"
+    bad.write_text(
+        "spec: 1\nid: XR\ntitle: t\ndevices: [ev]\nexplore:\n  stimuli:\n"
+        "    - send: ev.HIL_VehicleSim\n      signals:\n        TargetSpeed: {min: 0, max: 400}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PlanError) as err:
+        rules_for(load_explore(bad), load_bench(EMULATED_BENCH).definitions())
+    assert err.value.line == 9 and "outside" in str(err.value)
