@@ -13,6 +13,7 @@ import pytest
 
 from hil.bench.bench import Bench
 from hil.errors import HilError
+from hil.pytest_plugin.abort import pytest_runtest_makereport  # noqa: F401 (a hook)
 from hil.pytest_plugin.items import PlanFile, is_plan_file
 from hil.pytest_plugin.session import SESSION_KEY, HilSession, hil_session
 from hil.report import allure_files
