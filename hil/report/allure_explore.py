@@ -20,13 +20,13 @@ def label_exploration(result: ExploreResult) -> None:
     allure.dynamic.parameter("seed", str(result.seed))
     allure.dynamic.parameter("database", result.database)
     allure.dynamic.parameter("sequences", str(result.examples))
-    allure.dynamic.tag("explored")
+    allure.dynamic.tag("explored")  # type: ignore[no-untyped-call]
     allure.attach(
         json.dumps(asdict(result), indent=2),
         name="exploration record",
         attachment_type=AttachmentType.JSON,
     )
     if result.plan and Path(result.plan).is_file():
-        allure.attach.file(
+        allure.attach.file(  # type: ignore[no-untyped-call]
             result.plan, name="reproducing plan (YAML)", attachment_type=AttachmentType.YAML
         )
