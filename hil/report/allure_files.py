@@ -25,6 +25,7 @@ CATEGORIES = (
     ("Expectation not met", "expectation not met", "failed"),
     ("Operator answer", "operator", "failed"),
     ("Device not responding", "device not responding", "broken"),
+    ("Plan timeout (watchdog)", "plan timeout", "broken"),
     ("Plan error", "plan error", "broken"),
 )
 
