@@ -90,6 +90,14 @@ def test_wrong_length_frames(example: Example) -> None:
     assert len(frame.data) != DB.get_message_by_frame_id(frame.frame_id).length
 
 
+@given(CAN["unknown_id"])
+def test_unknown_ids_are_neither_in_the_dbc_nor_diagnostic(example: Example) -> None:
+    frame = example.data
+    assert isinstance(frame, Frame) and example.invalid
+    assert frame.frame_id not in {m.frame_id for m in DB.messages}
+    assert not 0x7DF <= frame.frame_id <= 0x7EF
+
+
 @given(st.one_of(CAN["out_of_range"], CAN["boundary"]))
 def test_out_of_range_and_boundary_frames(example: Example) -> None:
     frame = example.data

@@ -5,6 +5,12 @@ at the range's limits, and outside it where the bits allow (out of range).
 E2E-protected frames say how their counter is to be completed when sent
 (next, repeated, stale, or the next one with a bad checksum), since only the
 sender knows the receiver's reference counter.
+
+Only frames a receiver must reject outright (wrong length, failed E2E, an
+unknown or foreign id) are held to the safety envelope: a frame with one
+out-of-range signal may still act on its valid ones (``HvRequest`` in a
+``HIL_VehicleSim`` whose ``TargetSpeed`` is out of range), so for it only
+liveness is judged.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ ORDER = (
     "boundary",
     "in_range",
 )
+# ISO 15765-4's diagnostic ids: junk there is an ISO-TP stream, fuzzed as UDS instead
+DIAGNOSTIC_IDS = range(0x7DF, 0x7F0)
 UNKNOWN_SERVICES = (0x12, 0x13, 0x15, 0x20, 0x21, 0x23, 0x24, 0x2A, 0x2C, 0x2E, 0x2F, 0x34, 0x3D)
 
 
@@ -201,7 +209,8 @@ def can_examples(
             lambda t: ex("own_id", Frame(t[0].frame_id, t[1], t[0].is_extended_frame))
         )
     parts["unknown_id"] = st.tuples(
-        st.integers(0, 0x7FF).filter(lambda i: i not in known_ids), st.binary(max_size=8)
+        st.integers(0, 0x7FF).filter(lambda i: i not in known_ids and i not in DIAGNOSTIC_IDS),
+        st.binary(max_size=8),
     ).map(lambda t: ex("unknown_id", Frame(t[0], t[1])))
     if uds:
         parts["uds_wrong_length"] = st.sampled_from(sorted(WRONG_LENGTHS)).flatmap(
@@ -245,6 +254,7 @@ def _out_of_range(
                         m.name,
                         counter,
                     ),
+                    invalid=False,
                 )
             )
 
