@@ -6,11 +6,12 @@ Each plan's record is written as one JSON file the moment the plan ends
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,30 @@ class PlanRecord:
     reconnected: list[str] = field(default_factory=list)  # lost earlier, reopened for this plan
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        plain: dict[str, Any] = _plain(self)
+        return plain
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(obj: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copy of every leaf: the same result,
+    several times faster on a record of a thousand steps (written after every plan)."""
+    if obj is None or isinstance(obj, str | int | float):
+        return obj  # immutable (a Status is a str): asdict would copy it for nothing
+    names = _FIELDS.get(type(obj))
+    if names is None and is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELDS[type(obj)] = tuple(f.name for f in fields(obj))
+    if names is not None:
+        return {name: _plain(getattr(obj, name)) for name in names}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_plain(v) for v in obj)
+    if isinstance(obj, dict):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    return copy.deepcopy(obj)
 
 
 def write_record(record: PlanRecord, directory: Path) -> Path:
