@@ -84,6 +84,43 @@ def test_drive_safe_acts_in_rank_order_and_reaches_every_device(tmp_path: Path) 
         assert report.devices[2].actions == ["integration stopped"]
 
 
+CAR_BENCH = """\
+spec: 1
+id: car-interlock
+time_scale: 0.1
+devices:
+  ev:
+    type: ev
+    emulated: true
+    can: {interface: virtual, channel: ev-can}
+    wiring: {inlet: charger}
+  charger: {type: charger, emulated: true, can: {interface: virtual, channel: home-can}}
+"""
+
+
+def test_drive_safe_stops_the_charge_and_the_car(tmp_path: Path) -> None:
+    """The wallbox is unplugged first (pilot off), then the car stops and drops HV."""
+    with Bench(load_bench(_bench(tmp_path, CAR_BENCH))) as bench:
+        ev, charger = bench.get("ev"), bench.get("charger")
+        assert [name for name, _, _ in safe_plan(bench)] == ["charger", "ev"]
+        bench.stimulate("charger", "HIL_EVSE_Ctrl", {"PlugState": "PLUGGED", "PilotFault": "NONE"})
+        ev.wait_for("OBC_Status.ChargeState", "CHARGING", 10)  # type: ignore[attr-defined]
+        ev.wait_for("BMS_Status.ContactorState", "CLOSED", 5)  # type: ignore[attr-defined]
+        report = drive_safe(bench, "test")
+        assert report.unreachable == [] and [d.device for d in report.devices] == ["charger", "ev"]
+        after = time.time()
+        # through the wire and the car's own frames: no current, pilot off, contactors open
+        charger.wait_for("EVSE_Status.PilotState", "A", 3, since=after)  # type: ignore[attr-defined]
+        ev.wait_for("OBC_Status.ChargeLineCurrent", lambda a: a <= 0.05, 3, since=after)  # type: ignore[attr-defined]
+        ev.wait_for("BMS_Status.ContactorState", "OPEN", 3, since=after)  # type: ignore[attr-defined]
+        # a car on the move is brought to a stop
+        bench.stimulate("ev", "HIL_VehicleSim", {"TargetSpeed": 30, "Gear": "D", "Accel": 8})
+        ev.wait_for("DRIVE_Status.VehicleSpeed", lambda v: v > 20, 10)  # type: ignore[attr-defined]
+        report = drive_safe(bench, "test")
+        assert report.devices[1].actions == ["stop the car, HV request off (contactors open)"]
+        ev.wait_for("DRIVE_Status.VehicleSpeed", lambda v: v < 0.5, 15, since=time.time())  # type: ignore[attr-defined]
+
+
 def test_a_lost_device_is_reported_and_the_others_still_made_safe(tmp_path: Path) -> None:
     with Bench(load_bench(_bench(tmp_path, EMULATED))) as bench:
         bench.stimulate("smart_plug", "switch.on", {"value": True})
