@@ -15,6 +15,8 @@ Figures:
   scale_rss_per_device   resident memory added per device (VmRSS)          [KiB]
   scale_threads_per_device  threads added per device
   scale_threads          threads of the process, bench open
+  scale_idle_cpu         CPU of the open, idle home over 5 s (% of one core), and
+                         per device: what its polling threads cost before any plan
   scale_X2_passed / scale_X3_passed   1 when the plan passed within its bounds
   scale_X2_s / scale_X3_s   wall time of each plan                          [s]
 
@@ -52,6 +54,7 @@ PLANS = {
     "X3": ROOT / "testplans" / "interop" / "X3-household-current-limit.yaml",
 }
 APPLIANCES = int(os.environ.get("HIL_BENCH_APPLIANCES", "100"))
+IDLE_S = 5.0
 SERIAL_TYPES_NOT_APPLIANCES = {"phone"}  # on a pty too, but the person's, not the home's
 
 
@@ -113,6 +116,9 @@ def main() -> None:
         with Bench(home) as bench:
             opened = time.perf_counter() - start
             rss1, threads1 = _status("VmRSS"), threading.active_count()
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            time.sleep(IDLE_S)  # the home idles: MCUs poll, readers wait, the hub ticks
+            idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
             scaled = run_plans(bench, folder / "scale")
             devices = len(home.config.devices)
     appliances = sum(1 for d in home.config.devices.values() if d.serial is not None) - 1
@@ -122,6 +128,8 @@ def main() -> None:
     emit("scale_rss_per_device", (rss1 - rss0) / devices, "KiB")
     emit("scale_threads_per_device", (threads1 - threads0) / devices, "threads")
     emit("scale_threads", threads1, "threads")
+    emit("scale_idle_cpu", idle_cpu * 100, "%")
+    emit("scale_idle_cpu_per_device", idle_cpu * 100 / devices, "%")
     for plan_id in PLANS:
         ok, seconds, reason = scaled[plan_id]
         emit(f"scale_{plan_id}_passed", int(ok), "bool")

@@ -65,6 +65,7 @@ SCRIPTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "scale_home.py": (
         {"HIL_BENCH_APPLIANCES": "9"},
         ("scale_appliances", "scale_open_s", "scale_rss_per_device", "scale_threads_per_device")
+        + ("scale_idle_cpu",)
         + ("scale_X2_passed", "scale_X3_passed", "scale_X2_s", "scale_X3_s"),
     ),
 }
