@@ -11,6 +11,9 @@ back.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +31,7 @@ from hil.plan.resolve import resolve_plan
 from hil.plan.runner import CATEGORY_DEVICE, CATEGORY_SAFETY, CATEGORY_TIMEOUT, PlanRunner
 from hil.report.record import PlanRecord, Status
 from hil.safety.watchdog import PlanTimedOut, PlanWatchdog
+from tests.integration.test_emulate_process import EMULATED, Emulate, _emulate_all, _real_bench
 
 FAULT_AFTER_S = 0.5  # the fault strikes this long into a step that would wait far longer
 LONG_WAIT_S = 30  # a step the fault must cut short (the suite never waits it out)
@@ -287,3 +291,63 @@ def test_the_watchdog_interrupts_a_call_that_never_polls() -> None:
         time.sleep(LONG_WAIT_S)  # a blocking call that never polls the watchdog
     assert watchdog.interrupted and watchdog.expired_at is not None
     assert time.monotonic() - begun < LONG_WAIT_S / 2
+
+
+# --- emulators in their own process (`hil emulate`), reached as real devices ----------
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[tuple[Bench, dict[str, Emulate]]]:
+    """``hil emulate ev`` and ``hil emulate smart_plug power_analyzer``, and a bench that
+    reaches them as real devices (socketcand, a pty path, a VISA socket)."""
+    source = tmp_path / "source.yaml"
+    source.write_text(yaml.safe_dump(EMULATED), encoding="utf-8")
+    with _emulate_all(source, [["ev"], ["smart_plug", "power_analyzer"]], tmp_path) as procs:
+        by_device = {name: p for p in procs for name in p.devices}
+        entries = {n: dict(by_device[n].devices[n]) for n in by_device}
+        entries["power_analyzer"]["visa"] = {**entries["power_analyzer"]["visa"], "timeout_s": 1.0}
+        bench = Bench(load_bench(_real_bench(tmp_path / "remote.yaml", entries))).open()
+        try:
+            yield bench, by_device
+        finally:
+            bench.close()
+            for p in procs:  # a stopped process must be let go before it can be stopped
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.proc.pid, signal.SIGCONT)
+
+
+def test_an_emulator_process_killed_mid_plan_breaks_only_what_needs_it(
+    remote: tuple[Bench, dict[str, Emulate]], tmp_path: Path
+) -> None:
+    bench, procs = remote
+    _after(FAULT_AFTER_S, procs["ev"].proc.kill)  # SIGKILL: the gateway's sockets die with it
+    record = _run(bench, _long_wait(tmp_path, "EV-HOLD", "ev"), tmp_path / "e1")
+    _assert_lost(record, "ev", "socketcand server closed the connection")
+    # the plug's process is alive: its plans still run on this bench
+    assert _run(bench, _plug_alive(tmp_path), tmp_path / "e2").status is Status.PASSED
+
+
+def test_an_instrument_that_stops_answering_breaks_the_plan(
+    remote: tuple[Bench, dict[str, Emulate]], tmp_path: Path
+) -> None:
+    bench, procs = remote
+    frozen = procs["power_analyzer"].proc
+    _after(FAULT_AFTER_S, lambda: os.kill(frozen.pid, signal.SIGSTOP))  # alive, but mute
+    plan = _plan(
+        tmp_path,
+        "ANALYZER-HOLD",
+        ["power_analyzer"],
+        [
+            {
+                "id": "hold",
+                "measure": {
+                    "signal": "power_analyzer.P",
+                    "duration": LONG_WAIT_S * 10,
+                    "interval": 2,
+                    "limit": {"min": 0, "max": 5000, "unit": "W"},
+                },
+            }
+        ],
+    )
+    record = _run(bench, plan, tmp_path / "e1")
+    _assert_lost(record, "power_analyzer", "no answer")
