@@ -61,6 +61,7 @@ AMPS_PER_PERCENT = 0.6  # IEC 61851-1, 10 %..85 % duty
 WRONG_AMPS_PER_PERCENT = 0.5
 MIN_DUTY, MAX_DUTY, NO_PWM = 10.0, 85.0, 100.0
 MIN_CURRENT_A = 6.0
+CHANGE_WINDOW_S = 1.0  # (no_fallback_after_limit_change) a limit change this recent masks
 MAX_INSTALLATION_A = MAX_DUTY * AMPS_PER_PERCENT  # 51 A: the top of the duty band
 
 
@@ -72,6 +73,12 @@ class ChargerEmulator(CanNodeEmulator):
         "wrong_duty": "duty computed as amps / 0.5 instead of / 0.6: the pilot allows 20 % more",
         "ignores_pilot_error": "keeps charging on a pilot shorted to earth (no state E)",
         "no_overdraw_interrupt": "never interrupts a car that draws more than allowed",
+        # sequence defects (found by exploration, testplans/explore/XE3)
+        "no_fallback_after_limit_change": "when the hub link drops within "
+        "1 s of a limit change, the pending change masks the timeout: LinkState LOST but the "
+        "new limit stays offered (no fallback current)",
+        "hub_limit_lost_on_replug": "an unplug clears the session's copy of the hub limit and "
+        "only a *changed* limit restores it: after a replug the wallbox offers its maximum",
     }
     INPUTS: ClassVar[Mapping[str, str]] = {}
 
@@ -139,6 +146,9 @@ class ChargerEmulator(CanNodeEmulator):
         self._hub_seen: float | None = None  # monotonic time of the last fresh hub frame
         self._hub_alive: int | None = None
         self._link_ok = False
+        self._limit_changed_at: float | None = None  # monotonic, the last changed hub limit
+        self._fallback_masked = False  # (no_fallback_after_limit_change)
+        self._hub_limit_stale = False  # (hub_limit_lost_on_replug)
         self._tripped = False  # over-draw interrupt, latched until unplugged
         self._overdraw_since: float | None = None  # monotonic start of an over-draw
         self._wire: PilotWire | None = None  # a wired car, else the simulated one
@@ -179,13 +189,20 @@ class ChargerEmulator(CanNodeEmulator):
             if alive == self._hub_alive:
                 return  # a frozen alive counter: the hub is hung, its frame proves nothing
             self._hub_alive = alive
-            self._hub_limit = float(values["CurrentLimit"])
-            self._hub_seen = time.monotonic()
-            self._link_ok = True
+            limit = float(values["CurrentLimit"])
+            now = time.monotonic()
+            if self._hub_limit is not None and limit != self._hub_limit:
+                self._limit_changed_at = now
+                self._hub_limit_stale = False  # a changed limit reaches the session
+            self._hub_limit = limit
+            self._hub_seen = now
+            self._link_ok, self._fallback_masked = True, False
         elif name == "HIL_EVSE_Ctrl":
             plugged = bool(values["PlugState"])
             if not plugged:
                 self._tripped = False  # unplugging ends the session and its interrupt
+                if self._plugged and self.has("hub_limit_lost_on_replug"):
+                    self._hub_limit_stale = True
             self._plugged = plugged
             self._pilot_short = bool(values["PilotFault"])
             self._car_ignores_pilot = bool(values["CarMode"])
@@ -202,6 +219,13 @@ class ChargerEmulator(CanNodeEmulator):
         late = seen is not None and time.monotonic() - seen >= self.hub_timeout_s - margin
         if self._link_ok and late:
             self._link_ok = False
+            changed = self._limit_changed_at
+            self._fallback_masked = (
+                self.has("no_fallback_after_limit_change")
+                and changed is not None
+                and seen is not None
+                and seen - changed <= CHANGE_WINDOW_S
+            )
         self._check_overdraw()
         self._evaluate()
 
@@ -222,10 +246,10 @@ class ChargerEmulator(CanNodeEmulator):
 
     def _evaluate(self) -> None:
         """Derive every EVSE_Status signal from the inputs; send at once on a change."""
-        fallback = not self._link_ok and not self.has("no_fallback")
+        fallback = not self._link_ok and not self.has("no_fallback") and not self._fallback_masked
         if fallback:
             limit = self.fallback_current_a
-        elif self._hub_limit is not None:
+        elif self._hub_limit is not None and not self._hub_limit_stale:
             limit = self._hub_limit
         else:
             limit = self.max_current_a  # no_fallback and no hub yet: nothing limits it

@@ -122,7 +122,8 @@ def _rule_method(r: ExploreRule, waits: Sequence[float]) -> Callable[..., None]:
         self.apply(r, drawn, wait)
 
     apply.__name__ = apply.__qualname__ = r.name
-    method = rule(drawn=r.strategy(), wait=st.sampled_from(list(waits)))(apply)
+    choices = list(r.waits if r.waits is not None else waits)
+    method = rule(drawn=r.strategy(), wait=st.sampled_from(choices))(apply)
     if r.when:
         method = precondition(lambda self: r.applies(self.written))(method)
     return method

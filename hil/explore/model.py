@@ -60,6 +60,9 @@ class StimulusSpec(Strict):
     value: FieldSpec | None = None
     expect: Literal["accepted", "refused"] = "accepted"
     when: dict[Ref, Value] = Field(default_factory=dict)
+    # the waits drawn after this stimulus (default: the exploration's ``waits``): a
+    # drive command needs time to reach speed, a lock request none
+    waits: list[Duration] | None = Field(default=None, min_length=1)
 
     @property
     def kind(self) -> str:

@@ -4,9 +4,10 @@ Examples must not leak state into each other (a latched fault, a counter, a
 half-finished preheat), and the emulators have no reset that reaches every
 internal variable: so each sequence runs on a freshly opened bench, the way
 a plan run starts. Only the devices the exploration names are opened, with
-what they need (their links and wiring, and a device wired to them such as
-the car on the wallbox's pilot), which keeps an example well under a second
-of set-up.
+what they link or are wired to, which keeps an example's set-up to a few
+tenths of a second. A device wired *to* them (the car on the wallbox's
+pilot, an analyzer measuring them) is opened only when the explore file
+names it: the wallbox then simulates its own car, as documented.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hil.report.record import PlanRecord
 
 
 def devices_needed(loaded: LoadedBench, devices: Iterable[str]) -> list[str]:
-    """``devices`` with what they link or are wired to, in the bench file's order."""
+    """``devices`` with what they link or are wired to (recursively), in file order."""
     config = loaded.config
     wanted: set[str] = set()
     todo = list(devices)
@@ -35,12 +36,6 @@ def devices_needed(loaded: LoadedBench, devices: Iterable[str]) -> list[str]:
             continue
         wanted.add(name)
         todo.extend(peer for _, peer in dependencies(config, name))
-        # physics runs both ways: a car wired to the wallbox's pilot is part of its behaviour
-        todo.extend(
-            other
-            for other, dev in config.devices.items()
-            if name in dev.wiring.values() and other not in wanted
-        )
     return [n for n in config.devices if n in wanted]
 
 

@@ -39,6 +39,7 @@ class ExploreRule:
     fields: Mapping[str, st.SearchStrategy[Any]]
     expect: str = "accepted"
     when: Mapping[str, Any] = field(default_factory=dict)
+    waits: tuple[float, ...] | None = None  # None: the exploration's
 
     def strategy(self) -> st.SearchStrategy[dict[str, Any]]:
         return st.fixed_dictionaries(dict(self.fields))
@@ -108,8 +109,9 @@ def _rule(
         device, _, name = target.partition(".")
         _stimulus(target, "set", devices, definitions, locs, (*here, "when", target))
     slug = re.sub(r"[^A-Za-z0-9]+", "_", spec.ref).strip("_")
+    waits = tuple(spec.waits) if spec.waits is not None else None
     return ExploreRule(
-        f"r{index}_{kind}_{slug}", kind, spec.ref, fields, spec.expect, dict(spec.when)
+        f"r{index}_{kind}_{slug}", kind, spec.ref, fields, spec.expect, dict(spec.when), waits
     )
 
 
