@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from hil.bench.config import AUTO, DeviceConfig
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Driver
-from hil.bench.links import LinkedDevice, link_targets, open_order
+from hil.bench.links import LinkedDevice, dependencies, link_targets, open_order
 from hil.bench.loader import LoadedBench, load_bench
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
@@ -241,16 +241,30 @@ class Bench(Resource):
                 )
         return back
 
-    def reopen(self, name: str) -> None:
-        """Close one device (driver, actuator, transport, emulator) and open it again."""
-        for group in (self.drivers, self.actuators, self.transports, self.emulators):
-            part = group.pop(name, None)
-            if part is not None:
+    def reopen(self, name: str) -> list[str]:
+        """Close one device (driver, actuator, transport, emulator) and open it again,
+        with every device that wires or links to it (an analyzer holds the emulator it
+        measures, a hub the peers it joined): dependents close first and open last.
+        Returns the devices reopened, in open order."""
+        affected = {name}
+        order = self._open_order()
+        for other in order:  # open order: a dependent comes after what it depends on
+            if any(t in affected for _w, t in dependencies(self.config, other)):
+                affected.add(other)
+        again = [n for n in order if n in affected]
+        for device in reversed(again):
+            for group in (self.drivers, self.actuators, self.transports, self.emulators):
+                part = group.pop(device, None)
+                if part is None:
+                    continue
                 try:
                     part.close()
                 except Exception as err:  # a half-dead device may fail to close: reopen anyway
-                    log.warning("bench %s: closing lost %s: %s", self.name, name, err)
-        self._open_device(name, self.config.devices[name])
+                    log.warning("bench %s: closing lost %s: %s", self.name, device, err)
+        for device in again:
+            self._open_device(device, self.config.devices[device])
+        self._identities = None  # a reopened device reports its identity afresh
+        return again
 
     def owned_resources(self) -> list[object]:
         return [*self.transports.values(), *self.emulators.values()]
