@@ -29,8 +29,12 @@ class LoadedExplore:
         return self.file.id
 
 
-def is_explore_file(data: Any) -> bool:
-    return isinstance(data, Mapping) and "explore" in data
+EXPLORE_DIR = "explore"
+
+
+def is_explore_path(path: Path) -> bool:
+    """Explore files live in an ``explore`` folder of a plan root (testplans/explore/)."""
+    return path.parent.name == EXPLORE_DIR and path.suffix in (".yaml", ".yml")
 
 
 def load_explore(path: Path) -> LoadedExplore:

@@ -9,6 +9,7 @@ from typing import Any
 
 from hil.bench.loader import LoadedBench
 from hil.errors import HilError
+from hil.explore.loader import is_explore_path, load_explore, rules_for
 from hil.plan.loader import load_plan
 from hil.plan.model import Plan
 from hil.plan.resolve import resolve_plan
@@ -41,6 +42,9 @@ def validate_plans(paths: Iterable[Path], bench: LoadedBench) -> tuple[int, list
     for path in plan_files(paths):
         count += 1
         try:
+            if is_explore_path(path):  # an explore file (hil.explore): checked as one
+                rules_for(load_explore(path), definitions)
+                continue
             loaded = load_plan(path)
             for instance in loaded.instances(bench.parameter_overrides(loaded.id)):
                 resolve_plan(instance, definitions, capabilities)

@@ -15,13 +15,11 @@ import pytest
 
 from hil.errors import HilError
 from hil.explore.explorer import explore
-from hil.explore.loader import load_explore
+from hil.explore.loader import is_explore_path, load_explore
 from hil.pytest_plugin.session import hil_session
 from hil.report.allure_explore import label_exploration
 from hil.secrets import redact
 from hil.yamlio import load_file
-
-EXPLORE_DIR = "explore"
 
 
 class ExplorationFailed(AssertionError):
@@ -29,8 +27,7 @@ class ExplorationFailed(AssertionError):
 
 
 def is_explore_file(path: Path) -> bool:
-    """Explore files live in an ``explore`` folder of a plan root."""
-    return path.parent.name == EXPLORE_DIR and path.suffix in (".yaml", ".yml")
+    return is_explore_path(path)
 
 
 class ExploreFile(pytest.File):
