@@ -22,7 +22,8 @@ import can
 from hypothesis import strategies as st
 
 from hil.cannode.e2e import COUNTER_MODULO, E2EProfile
-from hil.explore.fuzz.can_frames import ENVELOPE, Frame, can_examples, encode_raw
+from hil.errors import DeviceTimeout
+from hil.explore.fuzz.can_frames import ENVELOPE, Frame, Guard, can_examples, encode_raw
 from hil.explore.fuzz.engine import Example, FuzzTarget, Outcome
 from hil.explore.fuzz.session import DeviceUnderFuzz
 from hil.transports.capture import RX
@@ -50,16 +51,12 @@ class CanFuzzTarget(FuzzTarget):
         self.receives = [m for m in messages if m.frame_id not in seen]
         cyclic = [m for m in self.own if m.cycle_time]
         if not cyclic:
-            raise ValueError(f"{self.device}: no cyclic message seen on the bus; nothing to probe")
-        self.heartbeat = min(cyclic, key=lambda m: m.cycle_time)
-        self.guards = [
-            (g, self.db.get_message_by_name(g.message), sig.name)
-            for g in ENVELOPE
-            for sig in (
-                self.db.get_message_by_name(g.message).signals if g.message in self._names() else []
+            raise DeviceTimeout(
+                f"no cyclic message of the DBC seen within {OBSERVE_S:g} s: nothing to probe",
+                device=self.device,
             )
-            if g.signal.fullmatch(sig.name)
-        ]
+        self.heartbeat = min(cyclic, key=lambda m: m.cycle_time)
+        self.guards = self._guards()
         self._counters: dict[str, int] = {}
         self._sent: Frame | None = None
         self._t_sent = 0.0
@@ -68,8 +65,19 @@ class CanFuzzTarget(FuzzTarget):
         self._uds_ok: bool | None = None
         self._prime()
 
-    def _names(self) -> set[str]:
-        return {m.name for m in self.db.messages}
+    def _guards(self) -> list[tuple[Guard, Any, str]]:
+        """(guard, message, signal) for each envelope signal this DBC has."""
+        names = {m.name for m in self.db.messages}
+        out = []
+        for guard in ENVELOPE:
+            if guard.message in names:
+                message = self.db.get_message_by_name(guard.message)
+                out += [
+                    (guard, message, s.name)
+                    for s in message.signals
+                    if guard.signal.fullmatch(s.name)
+                ]
+        return out
 
     def _observe(self, seconds: float) -> set[int]:
         start = time.time()

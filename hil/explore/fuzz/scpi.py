@@ -20,7 +20,7 @@ import time
 
 from hypothesis import strategies as st
 
-from hil.errors import HilError
+from hil.errors import ConfigError, HilError
 from hil.explore.fuzz.engine import Example, FuzzTarget, Outcome
 from hil.explore.fuzz.session import DeviceUnderFuzz
 from hil.scpi.server import split_units
@@ -127,7 +127,7 @@ class ScpiFuzzTarget(FuzzTarget):
         transport = self.dut.transport
         m = _RESOURCE.fullmatch(transport.resource)
         if m is None:
-            raise ValueError(
+            raise ConfigError(
                 f"SCPI fuzzing needs a raw socket resource (TCPIP::host::port::SOCKET), "
                 f"got {transport.resource!r}"
             )
