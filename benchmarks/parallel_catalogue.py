@@ -53,8 +53,11 @@ def run_catalogue(
         [*argv, *plans], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
     )
     wall = time.monotonic() - started
-    tail = done.stdout.decode(errors="replace").strip().splitlines()[-1:]
-    print(f"# -n {workers}: exit {done.returncode}, {' '.join(tail)}", flush=True)
+    lines = done.stdout.decode(errors="replace").strip().splitlines()
+    print(f"# -n {workers}: exit {done.returncode}, {' '.join(lines[-1:])}", flush=True)
+    for line in lines:  # what went wrong, from pytest's short summary
+        if line.startswith(("FAILED ", "ERROR ")):
+            print(f"#   {line}", flush=True)
     return wall, done.returncode
 
 
