@@ -114,7 +114,12 @@ def run_canaries(
                 # unattended: operator prompts are answered from the bench's answers file
                 answers = loaded.config.answers
                 prompter = AnswersFile(bench_path.parent / answers) if answers else None
-                runner = PlanRunner(bench, evidence_dir=evidence, prompter=prompter)
+                runner = PlanRunner(
+                    bench,
+                    evidence_dir=evidence,
+                    prompter=prompter,
+                    timeout_s=loaded.config.plan_timeout,
+                )
                 record = runner.run(resolved)
         except HilError as err:
             progress(f"{label}: could not run ({err})")
