@@ -2,20 +2,23 @@
 
 An item passes when the exploration finds no violation and fails naming the
 violation, the shrunk sequence and the emitted reproducing plan (attached
-to the Allure result with the seed, profile and database).
+to the Allure result with the seed, profile and database). The profile is
+``ci`` unless ``HIL_EXPLORE_PROFILE`` says ``deep``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hil.errors import HilError
+from hil.errors import ConfigError, HilError
 from hil.explore.explorer import explore
 from hil.explore.loader import is_explore_path, load_explore
+from hil.explore.profiles import PROFILES
 from hil.pytest_plugin.session import hil_session
 from hil.report.allure_explore import label_exploration
 from hil.secrets import redact
@@ -49,7 +52,12 @@ class ExploreItem(pytest.Item):
         base = session.results_dir or session.evidence_dir
         out = Path(base) / "explore"
         out.mkdir(parents=True, exist_ok=True)
-        profile = str(self.config.getoption("hil_explore_profile", None) or "ci")
+        # the nightly lab run sets HIL_EXPLORE_PROFILE=deep; CI and certify run "ci"
+        profile = os.environ.get("HIL_EXPLORE_PROFILE", "ci")
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"HIL_EXPLORE_PROFILE={profile!r}: expected one of {sorted(PROFILES)}"
+            )
         result = explore(load_explore(self.path), bench, profile=profile, out=out)
         label_exploration(result)
         if result.found:
