@@ -112,7 +112,7 @@ class ScpiFuzzTarget(FuzzTarget):
 
     protocol = "scpi"
 
-    def __init__(self, dut: DeviceUnderFuzz, *, probe_timeout: float = 2.0) -> None:
+    def __init__(self, dut: DeviceUnderFuzz, *, probe_timeout: float = 3.0) -> None:
         self.dut = dut
         self.device = dut.name
         self.probe_timeout = probe_timeout
