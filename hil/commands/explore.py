@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.bench.loader import load_bench
-from hil.errors import PlanError
+from hil.errors import PlanError, did_you_mean
 from hil.explore.explorer import explore
 from hil.explore.loader import LoadedExplore, from_data, load_explore
 from hil.yamlio import Locations
@@ -57,7 +57,10 @@ def _from_devices(args: argparse.Namespace, definitions: dict[str, Any]) -> Load
     for device in devices:
         definition = definitions.get(device)
         if definition is None:
-            continue  # rules_for names the unknown device with a did-you-mean
+            raise PlanError(
+                f"--devices: the bench has no device {device!r}; "
+                + did_you_mean(device, definitions)
+            )
         for name, info in definition.stimuli.items():
             bounded = all(
                 f.choices or f.kind == "bool" or (f.minimum is not None and f.maximum is not None)

@@ -9,7 +9,6 @@ sequence as an ordinary YAML plan in ``out`` and reports where.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -197,10 +196,9 @@ def _ident(text: str) -> str:
 
 def _shown_path(path: Path) -> str:
     """Relative to the working directory when under it (reports name no machine paths)."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+    here = Path.cwd().resolve()
+    full = path.resolve()
+    return str(full.relative_to(here)) if full.is_relative_to(here) else str(path)
 
 
 def explore_many(

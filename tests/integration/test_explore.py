@@ -132,3 +132,19 @@ def test_a_range_outside_the_device_range_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PlanError) as err:
         rules_for(load_explore(bad), load_bench(EMULATED_BENCH).definitions())
     assert err.value.line == 9 and "outside" in str(err.value)
+
+
+def test_the_command_names_an_unknown_device(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "hil", "explore", "--bench", str(EMULATED_BENCH)]
+        + ["--devices", "ovn", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "'ovn'" in proc.stderr and "oven" in proc.stderr
