@@ -151,7 +151,11 @@ def _values(
 def can_examples(
     db: Any, receives: list[Message], own: list[Message], e2e: E2EProfile | None, uds: bool
 ) -> dict[str, st.SearchStrategy[Example]]:
-    """Every kind of frame, valid and not, for the device ``db`` describes."""
+    """Every kind of frame, valid and not, for the device ``db`` describes.
+
+    Multiplexed messages and float signals get wrong lengths only (their raw
+    values are not plain integers in one range: not generated here yet).
+    """
     usable = [
         m for m in receives if not m.is_multiplexed() and not any(s.is_float for s in m.signals)
     ]
