@@ -92,7 +92,7 @@ def test_healthy_exploration_with_the_ci_profile_finds_nothing(tmp_path: Path) -
         profile="ci",
     )
     assert not result.found, result.summary()
-    assert result.examples == result.max_examples and result.profile == "ci"
+    assert result.examples >= result.max_examples and result.profile == "ci"
     assert not list(tmp_path.glob("XE2-*.yaml"))  # nothing emitted
     record = (tmp_path / "XE2.explore.json").read_text(encoding="utf-8")
     assert '"seed": 0' in record and "hypothesis-db" in record
