@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,9 +199,3 @@ def _shown_path(path: Path) -> str:
     here = Path.cwd().resolve()
     full = path.resolve()
     return str(full.relative_to(here)) if full.is_relative_to(here) else str(path)
-
-
-def explore_many(
-    files: Sequence[LoadedExplore], bench: LoadedBench, *, profile: str, out: Path
-) -> list[ExploreResult]:
-    return [explore(f, bench, profile=profile, out=out) for f in files]

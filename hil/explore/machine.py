@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from hil.explore.sequence import plan_document, render, stimulus_step, wait_step
+from hil.explore.sequence import render, stimulus_step, wait_step
 from hil.explore.stimuli import ExploreRule
 from hil.report.record import PlanRecord, Status
 
@@ -145,14 +145,3 @@ def initial_writes(setup: Sequence[Any]) -> dict[str, Any]:
         ):
             out[step.set.target] = step.set.value
     return out
-
-
-__all__ = [
-    "ExploreMachine",
-    "SequenceContext",
-    "Tally",
-    "ViolationFound",
-    "initial_writes",
-    "machine_class",
-    "plan_document",
-]

@@ -106,7 +106,6 @@ def _rule(
         where = floc if kind == "set" else (*floc, name)
         fields[name] = field_strategy(finfo, given.get(name), locs, where, spec.ref)
     for target in spec.when:
-        device, _, name = target.partition(".")
         _stimulus(target, "set", devices, definitions, locs, (*here, "when", target))
     slug = re.sub(r"[^A-Za-z0-9]+", "_", spec.ref).strip("_")
     waits = tuple(spec.waits) if spec.waits is not None else None
@@ -134,7 +133,9 @@ def _stimulus(
     definition = definitions.get(device)
     if definition is None:
         raise locs.error(
-            PlanError, loc, f"the bench has no device {device!r}; " + did_you_mean(device, [])
+            PlanError,
+            loc,
+            f"the bench has no device {device!r}; " + did_you_mean(device, definitions),
         )
     info = definition.stimuli.get(name)
     kinds = _KINDS[kind]
