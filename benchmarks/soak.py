@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 import resource
 import sys
@@ -45,6 +44,7 @@ from hil.plan.prompts import AnswersFile
 from hil.plan.resolve import resolve_plan
 from hil.plan.runner import CATEGORY_DEVICE, CATEGORY_TIMEOUT, PlanRunner
 from hil.plan.tools import NOT_PLANS
+from hil.process_resources import counts
 from hil.report.record import PlanRecord, Status
 from hil.safety.interlock import drive_safe
 
@@ -78,26 +78,6 @@ def catalogue(overrides: Any) -> list[PlanInstance]:
             plan = load_plan(path)
             out.extend(plan.instances(overrides(plan.id)))
     return out
-
-
-def resources() -> dict[str, Any]:
-    """What a leak would grow: threads, open fds, listening TCP ports of this process."""
-    fds = os.listdir("/proc/self/fd")
-    inodes = set()
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    listening = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:
-                listening += 1
-    return {"threads": threading.active_count(), "fds": len(fds), "listening": listening}
 
 
 class Injector:
@@ -171,7 +151,7 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     kinds = args.kinds.split(",")
-    before = resources()
+    before = counts()
     records: list[PlanRecord] = []
     hangs: list[str] = []
     started = time.monotonic()
@@ -215,7 +195,7 @@ def main() -> int:
             injected = injector.injected
             swept = final_sweep(bench, injected)
         time.sleep(1.0)  # reader threads notice their closed ports
-    after = resources()
+    after = counts()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report(records, injected, swept, hangs, before, after, peak_mb, started, passes)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,14 +19,12 @@ def _driver(
     return ChargerDriver(name, transport, definition)
 
 
-DEVICE_TYPE = dataclasses.replace(
-    can_device_type(
-        name="charger",
-        definition=charger_definition,
-        driver=_driver,
-        emulator=ChargerEmulator,
-        description="AC wallbox (IEC 61851-1 control pilot) on CAN: hub limit, heartbeat, fallback",
-    ),
+DEVICE_TYPE = can_device_type(
+    name="charger",
+    definition=charger_definition,
+    driver=_driver,
+    emulator=ChargerEmulator,
+    description="AC wallbox (IEC 61851-1 control pilot) on CAN: hub limit, heartbeat, fallback",
     # the rig unplugs the car: pilot state A, no PWM, no current offered (pilot off); the
     # hub's limit is left alone, so a hub on the bench keeps control for the next plan
     safe_state=(

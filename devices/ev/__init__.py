@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from devices.ev.driver import EvDriver, ev_definition
 from devices.ev.emulator import EvEmulator
 from hil.bench.definition import Envelope
 from hil.bench.registry import SafeAction
 from hil.cannode.device_type import can_device_type
 
-DEVICE_TYPE = dataclasses.replace(
-    can_device_type(
-        name="ev",
-        definition=ev_definition,
-        driver=EvDriver,
-        emulator=EvEmulator,
-        description="Electric car (BMS, VCU, BCM) on CAN: speed, gear, door locks, battery, UDS",
-    ),
+DEVICE_TYPE = can_device_type(
+    name="ev",
+    definition=ev_definition,
+    driver=EvDriver,
+    emulator=EvEmulator,
+    description="Electric car (BMS, VCU, BCM) on CAN: speed, gear, door locks, battery, UDS",
     # the rig brings the car to a stop and drops its HV request (contactors open unless
     # the wallbox still charges it: the charger, ranked before, is unplugged first)
     safe_state=(

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from hil.bench.definition import DeviceDefinition
+from hil.bench.definition import DeviceDefinition, Envelope
 from hil.bench.driver import Driver
-from hil.bench.registry import DeviceType, DriverContext, EmulatorContext
+from hil.bench.registry import DeviceType, DriverContext, EmulatorContext, SafeAction
 from hil.emulation.base import Emulator
 from hil.errors import BenchError
 from hil.transports.can import CanTransport
@@ -49,6 +49,9 @@ def can_device_type(
     driver: DriverFactory,
     emulator: _EmulatorClass,
     description: str,
+    safe_state: tuple[SafeAction, ...] = (),
+    safe_rank: int = 50,
+    envelope: tuple[Envelope, ...] = (),
 ) -> DeviceType:
     def make_driver(ctx: DriverContext) -> Driver:
         if not isinstance(ctx.transport, CanTransport):
@@ -86,4 +89,7 @@ def can_device_type(
         emulator=make_emulator,
         defects=emulator.DEFECTS,
         description=description,
+        safe_state=safe_state,
+        safe_rank=safe_rank,
+        envelope=envelope,
     )

@@ -101,6 +101,19 @@ def _long_wait(tmp_path: Path, plan_id: str, device: str) -> Path:
     )
 
 
+def _analyzer_hold(tmp_path: Path) -> Path:
+    """An analyzer measurement far longer than the test: what cuts it short is the fault."""
+    measure = {
+        "signal": "power_analyzer.P",
+        "duration": LONG_WAIT_S * 10,  # x time_scale 0.1: LONG_WAIT_S of wall time
+        "interval": 2,
+        "limit": {"min": 0, "max": 5000, "unit": "W"},
+    }
+    return _plan(
+        tmp_path, "ANALYZER-HOLD", ["power_analyzer"], [{"id": "hold", "measure": measure}]
+    )
+
+
 def _ev_alive(tmp_path: Path) -> Path:
     return _plan(
         tmp_path,
@@ -178,22 +191,7 @@ def test_an_instrument_whose_connection_drops_breaks_the_plan(
     open_bench: Callable[..., Bench], tmp_path: Path
 ) -> None:
     bench = open_bench()
-    plan = _plan(
-        tmp_path,
-        "ANALYZER-HOLD",
-        ["power_analyzer"],
-        [
-            {
-                "id": "hold",
-                "measure": {
-                    "signal": "power_analyzer.P",
-                    "duration": LONG_WAIT_S * 10,  # x time_scale 0.1: LONG_WAIT_S of wall time
-                    "interval": 2,
-                    "limit": {"min": 0, "max": 5000, "unit": "W"},
-                },
-            }
-        ],
-    )
+    plan = _analyzer_hold(tmp_path)
     _after(FAULT_AFTER_S, bench.emulators["power_analyzer"].close)  # the SCPI server goes away
     record = _run(bench, plan, tmp_path / "e1")
     _assert_lost(record, "power_analyzer", "power_analyzer")
@@ -333,21 +331,6 @@ def test_an_instrument_that_stops_answering_breaks_the_plan(
     bench, procs = remote
     frozen = procs["power_analyzer"].proc
     _after(FAULT_AFTER_S, lambda: os.kill(frozen.pid, signal.SIGSTOP))  # alive, but mute
-    plan = _plan(
-        tmp_path,
-        "ANALYZER-HOLD",
-        ["power_analyzer"],
-        [
-            {
-                "id": "hold",
-                "measure": {
-                    "signal": "power_analyzer.P",
-                    "duration": LONG_WAIT_S * 10,
-                    "interval": 2,
-                    "limit": {"min": 0, "max": 5000, "unit": "W"},
-                },
-            }
-        ],
-    )
+    plan = _analyzer_hold(tmp_path)
     record = _run(bench, plan, tmp_path / "e1")
     _assert_lost(record, "power_analyzer", "no answer")

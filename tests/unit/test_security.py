@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import ast
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hil.bench.bench import open_bench
+from hil.process_resources import is_loopback, listening_tcp
 from hil.transports.socketcand_gateway import SocketcandGateway
 from tests.conftest import EMULATED_BENCH, ROOT
 
@@ -131,45 +131,11 @@ def test_no_code_path_turns_loaded_text_into_code() -> None:
     assert found == []
 
 
-def _listening_addresses() -> list[tuple[str, int]]:
-    """(address, port) of every TCP socket this process listens on, from the kernel."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    out = []
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state != "0A" or inode not in inodes:  # 0A: LISTEN
-                continue
-            host_hex, port_hex = local.split(":")
-            raw = bytes.fromhex(host_hex)
-            # the kernel prints each 32-bit word in host (little-endian) order
-            words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]
-            addr = b"".join(words)
-            text = ".".join(str(b) for b in addr) if width == 8 else addr.hex()
-            out.append((text, int(port_hex, 16)))
-    return out
-
-
-def _loopback(address: str) -> bool:
-    return address.startswith("127.") or address in (
-        "00000000000000000000000000000001",  # ::1
-        "00000000000000000000ffff7f000001",  # ::ffff:127.0.0.1
-    )
-
-
 def test_every_emulator_server_listens_on_loopback_only() -> None:
-    before = set(_listening_addresses())
+    before = set(listening_tcp())
     with open_bench(EMULATED_BENCH), SocketcandGateway() as gateway:
-        opened = set(_listening_addresses()) - before
+        opened = set(listening_tcp()) - before
         assert opened, "the emulated bench and the gateway opened no server: nothing was checked"
         assert any(port == gateway.port for _, port in opened)
-        exposed = [f"{addr}:{port}" for addr, port in opened if not _loopback(addr)]
+        exposed = [f"{addr}:{port}" for addr, port in opened if not is_loopback(addr)]
         assert exposed == []
