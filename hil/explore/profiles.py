@@ -18,8 +18,13 @@ PROFILES = {"ci": "explore-ci", "deep": "explore-deep"}
 SHRINK_RUNS = {"ci": 15, "deep": 400}
 _SLOW = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
+# parent: hypothesis' defaults, not whatever profile is loaded when this is imported
+# (a test suite's derandomize=True would replace the recorded seed with a digest)
+_BASE = settings.get_profile("default")
 settings.register_profile(
     "explore-ci",
+    parent=_BASE,
+    derandomize=False,
     max_examples=25,
     deadline=None,
     suppress_health_check=_SLOW,
@@ -30,6 +35,8 @@ settings.register_profile(
 )
 settings.register_profile(
     "explore-deep",
+    parent=_BASE,
+    derandomize=False,
     max_examples=500,
     deadline=None,
     suppress_health_check=_SLOW,

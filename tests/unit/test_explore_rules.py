@@ -111,3 +111,13 @@ def test_only_what_the_explored_devices_need_is_opened() -> None:
     bench = load_bench(EMULATED_BENCH)
     assert devices_needed(bench, ["ev"]) == ["ev", "charger"]  # the inlet is wired to it
     assert set(devices_needed(bench, ["oven"])) == {"oven", "hub", "ev", "charger"}
+
+
+def test_the_explore_profiles_keep_their_seed_under_the_suites_profile(tmp_path: Path) -> None:
+    # the suite loads a derandomized profile; an exploration must still use its recorded seed
+    from hil.explore.profiles import explore_settings
+
+    ci = explore_settings("ci", max_examples=7, max_steps=3, database=tmp_path / "db")
+    assert not ci.derandomize and ci.deadline is None
+    assert (ci.max_examples, ci.stateful_step_count) == (7, 3)
+    assert ci.database is not None
