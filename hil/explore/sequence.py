@@ -82,4 +82,5 @@ def render(doc: Mapping[str, Any], header: Sequence[str] = ()) -> str:
 
 def with_header(text: str, header: Sequence[str]) -> str:
     """``text`` with comment lines on top (comments only: the plan is unchanged)."""
-    return "".join(f"# {h}\n" for h in header) + text
+    # a reason may quote a multi-line invariant: each header entry stays one comment line
+    return "".join("# " + " ".join(h.split()) + "\n" for h in header) + text

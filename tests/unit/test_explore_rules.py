@@ -98,7 +98,7 @@ def test_a_sequence_is_an_ordinary_plan(tmp_path: Path) -> None:
     ]
     doc = plan_document(loaded, steps, 0.2)
     path = tmp_path / "plan.yaml"
-    path.write_text(render(doc, ["a comment"]), encoding="utf-8")
+    path.write_text(render(doc, ["a comment", "over\n  two lines"]), encoding="utf-8")
     plan = load_plan(path).plan
     assert [s.id for s in plan.steps] == ["s1", "s1-wait", "s2", "settle"]
     assert plan.steps[2].call is not None and plan.steps[2].call.expect == "refused"
