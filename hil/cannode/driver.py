@@ -11,6 +11,7 @@ a real receiver would drop them.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from bisect import bisect_left
@@ -240,6 +241,15 @@ class CanNodeDriver:
             )
             return out
 
+    def frame_of(self, signal: str) -> str | None:
+        """The message every observation of ``signal`` comes with (so signals of one
+        frame can be judged together); None for a multiplexed message, or a signal that
+        is not decoded from frames (a subclass's own, such as the car's UDS DTCs)."""
+        found = self._by_signal.get(signal)
+        if found is None or found[0].multiplexed:
+            return None
+        return str(found[0].message.name)
+
     def frames(self, message: str, since: float) -> list[tuple[float, dict[str, Any]]]:
         """Decoded frames of ``message`` with ``t >= since`` (all signals at once)."""
         log = self._logs[self.message(message).frame_id]
@@ -454,18 +464,21 @@ class CanNodeDriver:
                 return bool(abs(value - target) < 1e-6)
 
         capture = self.transport.capture
-        start = time.time() if since is None else since
+        cursor = time.time() if since is None else since
         deadline = time.monotonic() + timeout
         last: Sample | None = None
-        checked = 0
         while True:
             seq = capture.seq
-            found = self.samples(signal, start)
-            for sample in found[checked:]:  # the head was checked on an earlier pass
+            # from the cursor on: each pass reads only what is new (a stream of N frames
+            # costs N checks, not N squared); the first pass also has the value before it
+            for sample in self.samples(signal, cursor):
+                if last is not None and sample.t <= last.t:
+                    continue  # the observation before the cursor: checked on a pass before
                 last = sample
                 if check(sample.value):
                     return sample
-            checked = len(found)
+            if last is not None:
+                cursor = max(cursor, math.nextafter(last.t, math.inf))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 seen = "nothing" if last is None else info.label(last.value)

@@ -6,6 +6,7 @@ transports recorded, never on when the runner happened to look.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ class Timeline:
             ref for ref in self.signals if bench.definitions[ref.device].transport == "visa"
         ]
         self._next_query = 0.0
+        # signals decoded from one frame: each samples() call decodes what arrived since
+        # the call before, so two of them may have seen a different last frame
+        self._frames = [_frame_of(bench, ref) for ref in self.signals]
 
     def _query(self) -> None:
         now = time.monotonic()
@@ -57,12 +61,24 @@ class Timeline:
 
     def advance(self) -> list[State]:
         self._query()
-        events: list[tuple[float, int, Any]] = []
+        found = []
+        horizon: dict[tuple[str, str], float] = {}
         for i, ref in enumerate(self.signals):
             last = self._seen[i]
             query_from = self.since if last == float("-inf") else last
-            for sample in self.bench.get(ref.device).samples(ref.name, query_from):
-                if sample.t > last:
+            samples = self.bench.get(ref.device).samples(ref.name, query_from)
+            found.append(samples)
+            frame = self._frames[i]
+            if frame is not None and samples:
+                horizon[frame] = min(horizon.get(frame, math.inf), samples[-1].t)
+        events: list[tuple[float, int, Any]] = []
+        for i, samples in enumerate(found):
+            last = self._seen[i]
+            frame = self._frames[i]
+            # a frame only some of its signals have seen yet waits for the next call
+            until = horizon[frame] if frame is not None else math.inf
+            for sample in samples:
+                if last < sample.t <= until:
                     events.append((sample.t, i, sample.value))
         events.sort(key=lambda e: e[0])
         states: list[State] = []
@@ -92,3 +108,11 @@ class Timeline:
             condition.holds(v, self.baseline[i], state.previous[i])
             for i, v in enumerate(state.values)
         )
+
+
+def _frame_of(bench: Bench, ref: SignalRef) -> tuple[str, str] | None:
+    frame_of = getattr(bench.get(ref.device), "frame_of", None)
+    if frame_of is None:
+        return None
+    message = frame_of(ref.name)
+    return None if message is None else (ref.device, message)
