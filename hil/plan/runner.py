@@ -43,7 +43,6 @@ from hil.plan.verdicts import (
     StepFailed,
 )
 from hil.plan.watch import InvariantWatch, Violation, write_violation_evidence
-from hil.report.evidence import write_plan_evidence
 from hil.report.record import MeasurementRecord, PlanRecord, Status, StepRecord
 from hil.safety.interlock import drive_safe
 from hil.safety.watchdog import PlanTimedOut, PlanWatchdog
@@ -152,6 +151,10 @@ class PlanRunner:
             if self._folder is not None:
                 written = [str(p) for p in bench.write_evidence(self._folder, plan.devices)]
                 record.evidence = [*written, *_measurement_files(record.steps)]
+                # imported here: plots pull in matplotlib, which every pytest start
+                # with the plugin would otherwise pay for
+                from hil.report.evidence import write_plan_evidence
+
                 record.evidence += map(str, write_plan_evidence(bench, plan, record, self._folder))
         return record
 
