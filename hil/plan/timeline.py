@@ -76,7 +76,7 @@ class Timeline:
             last = self._seen[i]
             frame = self._frames[i]
             # a frame only some of its signals have seen yet waits for the next call
-            until = horizon[frame] if frame is not None else math.inf
+            until = horizon.get(frame, math.inf) if frame is not None else math.inf
             for sample in samples:
                 if last < sample.t <= until:
                     events.append((sample.t, i, sample.value))
