@@ -41,12 +41,18 @@ class InvariantWatch:
     ) -> None:
         self._lines = [(inv, Timeline(bench, inv.signals, since)) for inv in invariants]
         self._lookup = lookup
+        self._since = since
         self.evaluations = 0
 
     def check(self) -> Violation | None:
         """The first violation among observations since the last check, or None."""
         for inv, line in self._lines:
             for state in line.advance():
+                if state.t <= self._since:
+                    # made only of reports from before the plan (a plug's last current
+                    # before an earlier plan tripped it): context for what comes, not a
+                    # verdict on this plan; each later observation is judged with it
+                    continue
                 if any(v is None for v in state.values):
                     continue  # not every signal seen yet: nothing to judge
                 values = {
