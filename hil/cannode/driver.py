@@ -123,6 +123,7 @@ class CanNodeDriver:
         self._lock = threading.Lock()
         self._closed = False
         self._error_frames: deque[float] = deque(maxlen=ERROR_FRAMES_MAX + 1)
+        self._bus_off: tuple[float, int, float] | None = None  # (first, count, within s)
         pulse = db.get_message_by_name(self.PULSE) if self.PULSE else None
         self._pulse = (pulse.frame_id, pulse.name, pulse.cycle_time) if pulse else None
         self._logs: dict[int, _FrameLog] = {
@@ -144,7 +145,12 @@ class CanNodeDriver:
         if log is not None:
             log.pending.append(rec)
         elif rec.data.is_error_frame:
-            self._error_frames.append(rec.t)
+            errors = self._error_frames
+            errors.append(rec.t)
+            if len(errors) > ERROR_FRAMES_MAX and rec.t - errors[0] <= ERROR_WINDOW_S:
+                # latched, as a controller goes bus-off and stays there until reset: a
+                # burst between two looks is not forgotten (reconnecting resets it)
+                self._bus_off = self._bus_off or (errors[0], len(errors), rec.t - errors[0])
 
     def _seed(self, records: Any) -> None:
         """Take frames captured before this driver existed.
@@ -412,13 +418,12 @@ class CanNodeDriver:
         if self.transport.lost is not None:
             raise self.transport.lost
         now = time.time()
-        errors = self._error_frames
-        if len(errors) > ERROR_FRAMES_MAX and now - errors[0] <= ERROR_WINDOW_S + 0.5:
+        if self._bus_off is not None:
+            first, count, within = self._bus_off
             raise DeviceLost(
-                "the CAN bus floods with error frames "
-                f"({len(errors)} within {now - errors[0]:.2f} s)",
+                f"the CAN bus floods with error frames ({count} within {within:.2f} s)",
                 device=self.name,
-                at=errors[0],
+                at=first,
             )
         if self._pulse is None:
             return
