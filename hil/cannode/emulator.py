@@ -132,8 +132,14 @@ class CanNodeEmulator(Emulator):
             return dict(self._values[message])
 
     def quantize(self, message: str, signal: str, value: float) -> float:
-        """``value`` as a receiver will decode it (the DBC resolution)."""
+        """``value`` as a receiver will decode it: the DBC resolution, saturated at the
+        signal's range as an ECU's measurement is (80.1 A on a 0–80 A signal reads 80 A;
+        unsaturated, the frame would not encode and the node would fall silent)."""
         sig = self._tx[message].get_signal_by_name(signal)
+        if sig.minimum is not None:
+            value = max(value, float(sig.minimum))
+        if sig.maximum is not None:
+            value = min(value, float(sig.maximum))
         raw = round(sig.conversion.scaled_to_raw(value))
         scaled: Any = sig.conversion.raw_to_scaled(raw, decode_choices=False)
         return float(scaled)

@@ -115,3 +115,13 @@ def test_uds_nrc_oracle_finds_an_ecu_answering_the_wrong_nrc(
     assert (finding.kind, finding.category) == (ERROR_ANSWER, "uds_wrong_length")
     assert "NRC 0x31 (expected NRC 0x13)" in finding.reason, finding.reason
     assert finding.input.startswith("UDS ") and len(finding.input) <= len("UDS 1011")
+
+
+def test_the_wallbox_stays_alive_on_an_out_of_range_car_demand() -> None:
+    """Found by this fuzzer: a simulated car demanding 80.1 A (raw 801 on a 0-80 A
+    signal) made the wallbox's MeasuredCurrent unencodable, and EVSE_Status stopped.
+    The emulator now saturates a measurement at its signal's range, as an ECU does."""
+    report = fuzz("charger")
+    assert report.protocol == "can" and "out_of_range" in report.sent
+    assert report.finding is None, report.summary()
+    assert report.liveness_failures == 0
