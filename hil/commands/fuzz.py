@@ -43,5 +43,5 @@ def add_parser(sub: Any) -> None:
     )
     fz.add_argument("--defect", action="append", default=[], help="inject a defect (emulated)")
     fz.add_argument("--seed", type=int, default=None, help="seed of a deep run, to replay it")
-    fz.add_argument("--out", default="fuzz-reports", help="directory of the JSON report")
+    fz.add_argument("--out", default="reports/fuzz", help="directory of the JSON report")
     fz.set_defaults(func=run_fuzz_command)
