@@ -474,14 +474,13 @@ class CanNodeDriver:
         last: Sample | None = None
         while True:
             seq = capture.seq
-            # from the cursor on: each pass reads only what is new (a stream of N frames
-            # costs N checks, not N squared); the first pass also has the value before it
-            for sample in self.samples(signal, cursor):
-                if last is not None and sample.t <= last.t:
-                    continue  # the observation before the cursor: checked on a pass before
-                last = sample
-                if check(sample.value):
-                    return sample
+            # from the cursor on: each pass reads only what is new, up to the first match
+            # (a stream of N frames costs N checks, not N squared); the first pass also
+            # has the value before the cursor
+            hit, newest = self._scan(signal, cursor, None if last is None else last.t, check)
+            last = newest or last
+            if hit is not None:
+                return hit
             if last is not None:
                 cursor = max(cursor, math.nextafter(last.t, math.inf))
             remaining = deadline - time.monotonic()
@@ -495,6 +494,33 @@ class CanNodeDriver:
                 )
             self.check_link()
             capture.wait_beyond(seq, min(remaining, 0.05))
+
+    def _scan(
+        self, signal: str, since: float, after: float | None, check: Callable[[Any], bool]
+    ) -> tuple[Sample | None, Sample | None]:
+        """The first observation from ``since`` on (and the one before it), later than
+        ``after``, that satisfies ``check``; and the last one looked at. Reads the decoded
+        log in place; signals a subclass serves itself go through ``samples()``."""
+        found = self._by_signal.get(signal)
+        last: Sample | None = None
+        if found is None or found[0].multiplexed:
+            for sample in self.samples(signal, since):
+                if after is None or sample.t > after:
+                    last = sample
+                    if check(sample.value):
+                        return sample, last
+            return None, last
+        log, sig = found
+        with self._lock:
+            self._update(log)
+            ts, values = log.ts, log.values
+            for j in range(max(0, bisect_left(ts, since) - 1), len(ts)):
+                if after is not None and ts[j] <= after:
+                    continue
+                last = Sample(ts[j], values[j][sig])
+                if check(last.value):
+                    return last, last
+        return None, last
 
     def close(self) -> None:
         if self._closed:
