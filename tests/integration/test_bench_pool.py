@@ -25,7 +25,7 @@ E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
 A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
 
 LEASE_TEST = """
-import json, os
+import json, os, time
 from pathlib import Path
 from hil.pytest_plugin.session import hil_session
 
@@ -35,6 +35,8 @@ def test_lease(bench, request):
     out = Path(os.environ["LEASE_OUT"]) / f"{session.worker}.json"
     out.write_text(json.dumps({"bench": bench.loaded.id, "pid": os.getpid(),
                                "holder": session.lease.holder.worker}))
+    # hold the bench: a second worker starting late must still find it taken
+    time.sleep(float(os.environ.get("LEASE_HOLD_S", "0")))
 """
 
 
@@ -56,9 +58,14 @@ def pool(tmp_path: Path) -> list[Path]:
 
 
 def _pytest(
-    args: list[str], tmp_path: Path, cwd: Path | None = None
+    args: list[str], tmp_path: Path, cwd: Path | None = None, hold_s: float = 0.0
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HIL_LEASE_DIR": str(tmp_path / "leases"), "LEASE_OUT": str(tmp_path)}
+    env = {
+        **os.environ,
+        "HIL_LEASE_DIR": str(tmp_path / "leases"),
+        "LEASE_OUT": str(tmp_path),
+        "LEASE_HOLD_S": str(hold_s),
+    }
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider", *args],
         cwd=cwd or tmp_path,
@@ -119,7 +126,8 @@ def test_a_pool_of_one_bench_named_twice_makes_the_second_worker_wait(
     (tmp_path / "test_lease.py").write_text(LEASE_TEST, encoding="utf-8")
     same = f"{pool[0]},{pool[0]}"
     args = ["-n", "2", "--dist", "each", "--bench", same, "--hil-lease-timeout", "2"]
-    run = _pytest([*args, "test_lease.py"], tmp_path)
+    # the holder keeps it long past the other's 2 s wait, however late that one starts
+    run = _pytest([*args, "test_lease.py"], tmp_path, hold_s=20.0)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 passed" in run.stdout and "1 error" in run.stdout, run.stdout
     assert "bench-a.yaml is held by pid" in run.stdout, run.stdout
