@@ -44,7 +44,8 @@ $(LABGRID):
 	$(PYTHON) -m venv .tools/labgrid
 	.tools/labgrid/bin/python -m pip install -q 'labgrid>=26,<27'
 
-$(SIGNING_KEY): $(STAMP)
+# order-only: a newer venv (pyproject changed) must not make an existing key "out of date"
+$(SIGNING_KEY): | $(STAMP)
 	$(BIN)/hil report keygen -o $@
 
 install: $(STAMP) $(ALLURE) $(CHROMIUM) $(SER2NET) $(LABGRID)
