@@ -15,7 +15,7 @@ from hil.report.canary import load_canaries
 from hil.report.certificate import CanaryExpectation, Signing, build, canaries
 from hil.report.certificate_html import plots_from_records, render
 from hil.report.certificate_model import Certificate, schema_text
-from hil.report.commands import merge, write_certificate
+from hil.report.commands import expected_plans, merge, write_certificate
 from hil.report.manifest import keygen, verify
 from hil.report.record import (
     MeasurementRecord,
@@ -26,6 +26,7 @@ from hil.report.record import (
     write_record,
 )
 from hil.report.requirements import Requirement, load_requirements
+from tests.conftest import EMULATED_BENCH, PLANS
 
 BENCH = """\
 spec: 1
@@ -342,3 +343,11 @@ def test_a_validity_gate_canary_is_caught_by_an_invalid_run(tmp_path: Path) -> N
         " status: invalid, time_scale: 0.01}\n"
     )
     assert load_canaries(path) == [gate]
+
+
+def test_the_plans_a_full_run_covers_leave_explore_files_to_pytest() -> None:
+    """Explore files sit among the plans (testplans/explore/) but write no plan record:
+    the certificate must neither expect one nor choke on reading them as plans."""
+    covered = expected_plans([PLANS], EMULATED_BENCH)
+    assert "E1" in covered and "E2[speed_kmh=30]" in covered
+    assert not [c for c in covered if c.startswith("XE")]
