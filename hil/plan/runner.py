@@ -7,6 +7,7 @@ capture timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -160,7 +161,7 @@ class PlanRunner:
 
     def _run_guarded(self, plan: ResolvedPlan, record: PlanRecord) -> None:
         """Setup and steps, then teardown (always), under the plan's watchdog."""
-        with self._watchdog or _Unwatched():
+        with self._watchdog or contextlib.nullcontext():  # none: no timeout given
             try:
                 failed = self._run_sequence(
                     record.steps, (*plan.setup, *plan.steps), stop_on_failure=True
@@ -424,16 +425,6 @@ class PlanRunner:
                 CATEGORY_LIMIT,
             )
         return value
-
-
-class _Unwatched:
-    """No watchdog: a plan without a timeout on a bench without a default."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _measurement_files(steps: Iterable[StepRecord]) -> list[str]:
