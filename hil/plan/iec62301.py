@@ -154,8 +154,10 @@ class Iec62301Run:
         bar: MeasurementProgress,
     ) -> Stability:
         interval = m.interval * self.scale
-        t0 = time.time()
-        next_t = t0
+        next_t = time.time()
+        # plan time counts from the first sample's own timestamp, so the period the
+        # stability verdict reports (first to last sample) is the one judged here
+        t0: float | None = None
         check_at = m.duration  # plan seconds; then every third of the period
         result = Stability(0, 0, math.nan, math.nan, math.nan, math.nan, 0.0, False)
         status = "collecting"
@@ -164,6 +166,8 @@ class Iec62301Run:
             if wait > 0:
                 self.sleep(wait)
             s = meter.read_conditions(m.signal.name)
+            if t0 is None:
+                t0 = s.t
             t_plan = (s.t - t0) / self.scale
             samples.append(s)
             times.append(t_plan)

@@ -287,11 +287,10 @@ def test_a_load_that_never_settles_fails_at_the_bound(sample_run: Any) -> None:
 
 
 def test_a_bad_supply_stops_the_run_at_once_as_invalid(sample_run: Any) -> None:
-    start = time.monotonic()
     rec, invalid = sample_run(DriftingLoad(lambda t: 0.3), supply_v=240.0)
     assert isinstance(invalid, MeasurementInvalid) and invalid.category == CATEGORY_INVALID
     assert "supply voltage 240.00 V" in invalid.message
-    assert time.monotonic() - start < 1.5  # not after the whole period
+    # at once: the first sample stopped it, not the end of the period
     assert rec.measurement.outcome == "invalid" and len(rec.measurement.samples) == 1
 
 
