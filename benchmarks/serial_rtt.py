@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 import serial
-from figures import emit, env_int, pct, write_bench
+from _report import latency_row
+from figures import env_int, write_bench
 
 from hil.bench.bench import Bench
 from hil.bench.loader import load_bench
@@ -95,11 +96,7 @@ def main() -> None:
         bench_path = write_bench(Path(tmp), "serial-rtt", {"smart_plug": PLUG})
         b = bare(bench_path)
         h = hil(bench_path)
-    for name, got in (("bare_serial", b), ("hil_serial", h)):
-        emit(f"{name}_rtt_p50", pct(got, 50) * 1e6, "us")
-        emit(f"{name}_rtt_p99", pct(got, 99) * 1e6, "us")
-    emit("hil_serial_rtt_p50_ratio", pct(h, 50) / pct(b, 50), "x")
-    emit("hil_serial_rtt_p99_ratio", pct(h, 99) / pct(b, 99), "x")
+    latency_row("serial", h, b)
 
 
 if __name__ == "__main__":
