@@ -22,8 +22,8 @@ SCHEMA_ID = "https://hil.invalid/schema/plan-1.json"
 NOT_PLANS = frozenset({"requirements.yaml", "canaries.yaml"})
 
 
-def plan_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Plan files under ``paths`` (files as given; folders searched for *.yaml)."""
+def catalogue_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Plan and explore files under ``paths`` (files as given; folders searched for *.yaml)."""
     for path in paths:
         if path.is_dir():
             for found in sorted(path.rglob("*.y*ml")):
@@ -33,21 +33,35 @@ def plan_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
+def plan_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The plans among ``catalogue_files``: what runs as a plan and leaves a plan record."""
+    return (path for path in catalogue_files(paths) if not is_explore_path(path))
+
+
+def explore_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The explore files among ``catalogue_files`` (hil.explore): searches, not plans."""
+    return (path for path in catalogue_files(paths) if is_explore_path(path))
+
+
 def validate_plans(paths: Iterable[Path], bench: LoadedBench) -> tuple[int, list[str]]:
     """Load and resolve every plan (every matrix instance); all problems, one line each."""
     definitions = bench.definitions()
     capabilities = bench.capabilities()
     problems: list[str] = []
+    paths = list(paths)
     count = 0
     for path in plan_files(paths):
         count += 1
         try:
-            if is_explore_path(path):  # an explore file (hil.explore): checked as one
-                rules_for(load_explore(path), definitions)
-                continue
             loaded = load_plan(path)
             for instance in loaded.instances(bench.parameter_overrides(loaded.id)):
                 resolve_plan(instance, definitions, capabilities)
+        except HilError as err:
+            problems.append(str(err))
+    for path in explore_files(paths):
+        count += 1
+        try:
+            rules_for(load_explore(path), definitions)
         except HilError as err:
             problems.append(str(err))
     return count, problems

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from hil.bench.loader import load_bench
 from hil.errors import ConfigError
-from hil.explore.loader import is_explore_path
 from hil.plan.loader import load_plan
 from hil.plan.tools import plan_files
 from hil.report.allure_files import git_commit
@@ -47,8 +46,6 @@ def expected_plans(roots: list[Path], bench_path: Path) -> list[str]:
     for path in plan_files(roots):
         if path.suffix not in (".yaml", ".yml"):
             continue  # hand-written pytest tests run too, but are not plans
-        if is_explore_path(path):
-            continue  # exploration is a pytest item with its own result, not a plan record
         loaded = load_plan(path)
         out += [i.id for i in loaded.instances(bench.parameter_overrides(loaded.id))]
     return out

@@ -9,7 +9,6 @@ import pytest
 from hil.bench.definition import DeviceDefinition
 from hil.bench.loader import load_bench
 from hil.errors import PlanError
-from hil.explore.loader import is_explore_path
 from hil.plan.loader import load_plan
 from hil.plan.resolve import resolve_plan
 from hil.plan.resolved import Expectation, Measurement, Stimulus
@@ -24,7 +23,7 @@ def definitions() -> dict[str, DeviceDefinition]:
 
 def test_shipped_plans_resolve(definitions: dict[str, DeviceDefinition]) -> None:
     # not requirements.yaml or canaries.yaml, nor explore files (checked in test_explore*)
-    plans = sorted(p for p in plan_files([PLANS]) if not is_explore_path(p))
+    plans = sorted(plan_files([PLANS]))
     assert {p.stem.split("-")[0] for p in plans} >= {"E1", "A1", "N1"}
     for path in plans:
         resolved = resolve_plan(load_plan(path).instances()[0], definitions)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from hil.plan.tools import plan_files, schema, schema_text
+from hil.plan.tools import explore_files, plan_files, schema, schema_text
 from tests.conftest import PLANS, ROOT
 
 SCHEMA = PLANS / "plan.schema.json"
@@ -19,9 +19,7 @@ def test_committed_schema_is_in_sync() -> None:
 
 
 def test_every_shipped_plan_points_editors_at_the_schema() -> None:
-    for plan in plan_files([PLANS]):
-        if plan.parent.name == "explore":
-            continue  # explore files (hil.explore) are not plans: the plan schema would misguide
+    for plan in plan_files([PLANS]):  # not explore files: the plan schema would misguide
         first = plan.read_text().splitlines()[0]
         assert first.startswith("# yaml-language-server: $schema="), plan
         target = (plan.parent / first.split("=", 1)[1]).resolve()
@@ -63,3 +61,11 @@ def test_show_is_a_dry_run_with_parameters_resolved() -> None:
     assert "parameters: threshold_kmh=20, lock_bound=0.5, target_kmh=50, accel=5" in proc.stdout
     assert "drive-off: send ev.HIL_VehicleSim (TargetSpeed=50 km/h, Gear=D" in proc.stdout
     assert "after ev.DRIVE_Status.VehicleSpeed rose through 20 km/h" in proc.stdout
+
+
+def test_the_catalogue_splits_into_plans_and_explore_files() -> None:
+    plans, explores = set(plan_files([PLANS])), set(explore_files([PLANS]))
+    assert not plans & explores
+    assert {p.stem.split("-")[0] for p in explores} == {"XE1", "XE2", "XE3"}
+    assert all(p.parent.name != "explore" for p in plans)
+    assert {p.name for p in plans} >= {"E1-speed-auto-lock.yaml"}
