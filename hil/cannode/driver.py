@@ -15,7 +15,6 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,7 +26,8 @@ from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
 from hil.cannode.definition import initial_value
 from hil.cannode.e2e import BAD_CHECKSUM, FAULT_FIELD, FAULTS, E2EProfile, encode
-from hil.errors import ConfigError, DeviceLost, DeviceTimeout, did_you_mean
+from hil.cannode.link_health import LinkHealth
+from hil.errors import ConfigError, DeviceTimeout, did_you_mean
 from hil.transports.can import CanTransport
 from hil.transports.capture import RX, Record
 
@@ -81,12 +81,6 @@ def _drop_seed_duplicates(
     return kept
 
 
-SILENCE_MIN_S = 3.0  # a device's pulse absent this long (and 30 cycles) is a lost device
-SILENCE_CYCLES = 30
-ERROR_FRAMES_MAX = 200  # error frames within ERROR_WINDOW_S: the bus is unusable (bus-off)
-ERROR_WINDOW_S = 1.0
-
-
 class CanNodeDriver:
     """Driver for one CAN node (or a whole car) over an open ``CanTransport``.
 
@@ -122,10 +116,10 @@ class CanNodeDriver:
         self._last_sent: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._error_frames: deque[float] = deque(maxlen=ERROR_FRAMES_MAX + 1)
-        self._bus_off: tuple[float, int, float] | None = None  # (first, count, within s)
         pulse = db.get_message_by_name(self.PULSE) if self.PULSE else None
-        self._pulse = (pulse.frame_id, pulse.name, pulse.cycle_time) if pulse else None
+        self._health = LinkHealth(
+            name, transport, (pulse.frame_id, pulse.name, pulse.cycle_time) if pulse else None
+        )
         self._logs: dict[int, _FrameLog] = {
             m.frame_id: _FrameLog(m) for m in db.messages if not m.is_container
         }
@@ -145,12 +139,7 @@ class CanNodeDriver:
         if log is not None:
             log.pending.append(rec)
         elif rec.data.is_error_frame:
-            errors = self._error_frames
-            errors.append(rec.t)
-            if len(errors) > ERROR_FRAMES_MAX and rec.t - errors[0] <= ERROR_WINDOW_S:
-                # latched, as a controller goes bus-off and stays there until reset: a
-                # burst between two looks is not forgotten (reconnecting resets it)
-                self._bus_off = self._bus_off or (errors[0], len(errors), rec.t - errors[0])
+            self._health.on_error_frame(rec.t)
 
     def _seed(self, records: Any) -> None:
         """Take frames captured before this driver existed.
@@ -413,32 +402,9 @@ class CanNodeDriver:
         return [self.transport.write_log(Path(directory) / f"{self.name}.asc")]
 
     def check_link(self) -> None:
-        """Raise ``DeviceLost`` when the bus failed, the device's pulse stopped (a silent
-        bus or a dead node) or error frames flood the bus (a node or wire gone bad)."""
-        if self.transport.lost is not None:
-            raise self.transport.lost
-        now = time.time()
-        if self._bus_off is not None:
-            first, count, within = self._bus_off
-            raise DeviceLost(
-                f"the CAN bus floods with error frames ({count} within {within:.2f} s)",
-                device=self.name,
-                at=first,
-            )
-        if self._pulse is None:
-            return
-        frame_id, message, cycle_ms = self._pulse
-        last = self.transport.capture.latest(frame_id)
-        if last is None:
-            return  # not heard yet: read() waits its bounded while for a first frame
-        limit = max(SILENCE_MIN_S, SILENCE_CYCLES * (cycle_ms or 0) / 1000.0)
-        if now - last.t > limit:
-            raise DeviceLost(
-                f"nothing heard on CAN for {now - last.t:.1f} s (its {message}, "
-                f"every {cycle_ms} ms, stopped): the bus or the device is silent",
-                device=self.name,
-                at=last.t,
-            )
+        """Raise ``DeviceLost`` when the bus failed, the device's pulse stopped or error
+        frames flood the bus (see ``hil.cannode.link_health``)."""
+        self._health.check()
 
     def wait_for(
         self,
