@@ -13,18 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import select
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import spawn
+
 HOST_IP, CTL_IP = "198.18.0.1", "198.18.0.2"
 IP_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 15.0
 
 # connect to every HOST:PORT given, retrying until all answer or the deadline passes
 PROBE = """
@@ -79,14 +78,7 @@ class NetnsPair:
         self, namespace: str, argv: Sequence[str], log: Path, cwd: Path | None = None
     ) -> subprocess.Popen[bytes]:
         """A process in ``namespace``: stdout piped (for its ready line), stderr to ``log``."""
-        with log.open("wb") as err:
-            return subprocess.Popen(
-                self.argv(namespace, argv),
-                cwd=cwd,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-            )
+        return spawn(self.argv(namespace, argv), log, cwd)
 
     def wait_reachable(self, targets: Sequence[str], timeout_s: float = 30.0) -> None:
         """Every ``HOST:PORT`` of the bench host accepts a connection from the controller."""
@@ -131,37 +123,3 @@ def netns_pair() -> Iterator[NetnsPair]:
     finally:
         for ns in reversed(made):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, bounded wait, SIGKILL if it must: never leaves an orphan in a namespace."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        return proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait(timeout=STOP_TIMEOUT_S)
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def first_line(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> bytes:
-    """The first line ``proc`` prints (a bounded wait; the log is shown if it never comes)."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout_s
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no line within {timeout_s} s; stderr: {log.read_text()}")
-        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-                raise AssertionError(f"exited {proc.returncode}; stderr: {log.read_text()}")
-            buf += chunk
-    return buf.split(b"\n", 1)[0]

@@ -13,142 +13,38 @@ physics, which lives in one place.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import select
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import can
 import pytest
-import yaml
 
 from hil.cli import main
 from hil.plan.verdicts import CATEGORY_DEADLINE
 from hil.report.record import Status
-from tests.conftest import PLANS, ROOT
+from tests.conftest import PLANS
+from tests.emulate_processes import (
+    Emulate,
+    emulate_all,
+    json_line,
+    real_bench,
+    start_emulate,
+    write_source_bench,
+)
 from tests.plan_runs import run_plan
+from tests.processes import START_TIMEOUT_S, hil, stop
 
 E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
 A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
 NE1 = PLANS / "energy" / "NE1-integrated-energy.yaml"
-START_TIMEOUT_S = 60.0  # interpreter start and imports on a loaded 2-core machine
-STOP_TIMEOUT_S = 15.0
-
-EMULATED = {
-    "spec": 1,
-    "id": "emulate-source",
-    "time_scale": 0.1,
-    "devices": {
-        "ev": {
-            "type": "ev",
-            "emulated": True,
-            "can": {"interface": "virtual", "channel": "ev-can"},
-        },
-        "smart_plug": {"type": "smart_plug", "emulated": True, "serial": {"port": "auto"}},
-        "power_analyzer": {
-            "type": "power_analyzer",
-            "emulated": True,
-            "visa": {"resource": "auto"},
-            "wiring": {"1": "smart_plug"},
-        },
-    },
-}
-
-
-@dataclass
-class Emulate:
-    """One ``hil emulate`` process and what it printed."""
-
-    proc: subprocess.Popen[bytes]
-    stderr: Path
-    line: dict[str, Any]
-
-    @property
-    def devices(self) -> dict[str, dict[str, Any]]:
-        return dict(self.line["devices"])
-
-    def errors(self) -> str:
-        return self.stderr.read_text(errors="replace")
-
-
-def _start(bench: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    return _hil(["emulate", *args, "--bench", str(bench)], log)
-
-
-def _hil(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hil", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-        )
-
-
-def _first_line(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> dict[str, Any]:
-    """The JSON line the process prints once its emulators are reachable (bounded wait)."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"no JSON line within {timeout} s; stderr: {log.read_text()}")
-        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-                raise AssertionError(f"exited {proc.returncode}; stderr: {log.read_text()}")
-            buf += chunk
-    line: dict[str, Any] = json.loads(buf.split(b"\n", 1)[0])
-    return line
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    """Signal, wait (bounded), kill if it must: never leaves a zombie or an orphan."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
-        raise
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
 def source_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("emulate") / "emulated.yaml"
-    path.write_text(yaml.safe_dump(EMULATED), encoding="utf-8")
-    return path
-
-
-@contextlib.contextmanager
-def _emulate_all(bench: Path, groups: list[list[str]], logs: Path) -> Iterator[list[Emulate]]:
-    """Start one process per group (in parallel), yield them once all are reachable."""
-    started: list[tuple[subprocess.Popen[bytes], Path]] = []
-    try:
-        for i, group in enumerate(groups):
-            log = logs / f"emulate-{i}.err"
-            started.append((_start(bench, *group, log=log), log))
-        yield [Emulate(p, log, _first_line(p, log, START_TIMEOUT_S)) for p, log in started]
-    finally:
-        for proc, _log in started:
-            _stop(proc)
+    return write_source_bench(tmp_path_factory.mktemp("emulate") / "emulated.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +54,8 @@ def emulated(
     """``hil emulate ev`` and ``hil emulate smart_plug power_analyzer``, for the module."""
     logs = tmp_path_factory.mktemp("emulate-logs")
     groups = [["ev"], ["smart_plug", "power_analyzer"]]
-    with _emulate_all(source_bench, groups, logs) as procs:
+    with emulate_all(source_bench, groups, logs) as procs:
         yield {name: p for p in procs for name in p.devices}
-
-
-def _real_bench(path: Path, devices: dict[str, dict[str, Any]]) -> Path:
-    bench = {"spec": 1, "id": "mixed", "time_scale": 0.1, "devices": devices}
-    path.write_text(yaml.safe_dump(bench), encoding="utf-8")
-    return path
 
 
 def _entries(emulated: dict[str, Emulate], *names: str) -> dict[str, dict[str, Any]]:
@@ -189,7 +79,7 @@ def test_the_json_line_is_a_bench_entry_for_a_real_device(emulated: dict[str, Em
 def test_shipped_plans_pass_on_devices_in_other_processes(
     emulated: dict[str, Emulate], tmp_path: Path
 ) -> None:
-    bench = _real_bench(
+    bench = real_bench(
         tmp_path / "mixed.yaml", _entries(emulated, "ev", "smart_plug", "power_analyzer")
     )
     for plan in (E1, A1, NE1):
@@ -202,7 +92,7 @@ def test_a_physical_input_without_an_actuator_is_a_bench_error(
 ) -> None:
     plug = dict(emulated["smart_plug"].devices["smart_plug"])
     del plug["actuator"]
-    bench = _real_bench(tmp_path / "no-actuator.yaml", {"smart_plug": plug})
+    bench = real_bench(tmp_path / "no-actuator.yaml", {"smart_plug": plug})
     record = run_plan(A1, [], tmp_path / "ev", bench_path=bench)
     assert record.status is Status.BROKEN
     assert "smart_plug.load_current is a physical input" in record.reason
@@ -239,8 +129,8 @@ def test_defects_travel_with_an_emulator_behind_a_separate_gateway(
     Ctrl-C (SIGINT) then stops both processes cleanly."""
     port = str(unused_tcp_port)
     logs = (tmp_path / "gateway.err", tmp_path / "emulate.err")
-    gateway = _hil(["gateway", "--port", port], logs[0])
-    emulate = _start(
+    gateway = hil(["gateway", "--port", port], logs[0])
+    emulate = start_emulate(
         source_bench,
         "ev",
         "--defect",
@@ -250,32 +140,32 @@ def test_defects_travel_with_an_emulator_behind_a_separate_gateway(
         log=logs[1],
     )
     try:
-        served = _first_line(gateway, logs[0], START_TIMEOUT_S)
+        served = json_line(gateway, logs[0], START_TIMEOUT_S)
         assert served["gateway"] == f"127.0.0.1:{port}"
-        line = _first_line(emulate, logs[1], START_TIMEOUT_S)
+        line = json_line(emulate, logs[1], START_TIMEOUT_S)
         assert line["gateway"] is None  # it uses the one above
         assert line["devices"]["ev"]["can"]["options"] == {"host": "127.0.0.1", "port": int(port)}
-        bench = _real_bench(tmp_path / "mixed.yaml", line["devices"])
+        bench = real_bench(tmp_path / "mixed.yaml", line["devices"])
         record = run_plan(E1, [], tmp_path / "E1", bench_path=bench)
         assert record.status is Status.FAILED and record.category == CATEGORY_DEADLINE
         assert "UNLOCKED" in record.reason
-        assert _stop(emulate, signal.SIGINT) == 0
-        assert _stop(gateway, signal.SIGINT) == 0
+        assert stop(emulate, signal.SIGINT) == 0
+        assert stop(gateway, signal.SIGINT) == 0
     finally:
-        _stop(emulate)
-        _stop(gateway)
+        stop(emulate)
+        stop(gateway)
     for log in logs:
         assert log.read_text().strip().endswith("hil: stopped"), log.read_text()
 
 
 def test_sigterm_stops_it_cleanly(source_bench: Path, tmp_path: Path) -> None:
     log = tmp_path / "emulate.err"
-    proc = _start(source_bench, "smart_plug", log=log)
+    proc = start_emulate(source_bench, "smart_plug", log=log)
     try:
-        line = _first_line(proc, log, START_TIMEOUT_S)
+        line = json_line(proc, log, START_TIMEOUT_S)
         assert Path(line["devices"]["smart_plug"]["serial"]["port"]).exists()
     finally:
-        rc = _stop(proc)
+        rc = stop(proc)
     assert rc == 0, log.read_text()
     assert "Traceback" not in log.read_text()
     assert log.read_text().strip().endswith("hil: stopped")

@@ -31,7 +31,7 @@ from hil.plan.resolve import resolve_plan
 from hil.plan.runner import CATEGORY_DEVICE, CATEGORY_SAFETY, CATEGORY_TIMEOUT, PlanRunner
 from hil.report.record import PlanRecord, Status
 from hil.safety.watchdog import PlanTimedOut, PlanWatchdog
-from tests.integration.test_emulate_process import EMULATED, Emulate, _emulate_all, _real_bench
+from tests.emulate_processes import Emulate, emulate_all, real_bench, write_source_bench
 
 FAULT_AFTER_S = 0.5  # the fault strikes this long into a step that would wait far longer
 LONG_WAIT_S = 30  # a step the fault must cut short (the suite never waits it out)
@@ -299,13 +299,12 @@ def test_the_watchdog_interrupts_a_call_that_never_polls() -> None:
 def remote(tmp_path: Path) -> Iterator[tuple[Bench, dict[str, Emulate]]]:
     """``hil emulate ev`` and ``hil emulate smart_plug power_analyzer``, and a bench that
     reaches them as real devices (socketcand, a pty path, a VISA socket)."""
-    source = tmp_path / "source.yaml"
-    source.write_text(yaml.safe_dump(EMULATED), encoding="utf-8")
-    with _emulate_all(source, [["ev"], ["smart_plug", "power_analyzer"]], tmp_path) as procs:
+    source = write_source_bench(tmp_path / "source.yaml")
+    with emulate_all(source, [["ev"], ["smart_plug", "power_analyzer"]], tmp_path) as procs:
         by_device = {name: p for p in procs for name in p.devices}
         entries = {n: dict(by_device[n].devices[n]) for n in by_device}
         entries["power_analyzer"]["visa"] = {**entries["power_analyzer"]["visa"], "timeout_s": 1.0}
-        bench = Bench(load_bench(_real_bench(tmp_path / "remote.yaml", entries))).open()
+        bench = Bench(load_bench(real_bench(tmp_path / "remote.yaml", entries))).open()
         try:
             yield bench, by_device
         finally:

@@ -33,7 +33,8 @@ from hil.bench.loader import load_bench
 from hil.plan.verdicts import CATEGORY_DEADLINE
 from hil.report.record import read_records
 from tests.conftest import PLANS, ROOT
-from tests.netns import NetnsPair, first_line, netns_pair, stop, unavailable
+from tests.netns import NetnsPair, netns_pair, unavailable
+from tests.processes import first_line, stop
 
 E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
 A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
