@@ -15,7 +15,7 @@ import yaml
 
 from tests.processes import START_TIMEOUT_S, first_line, hil, stop
 
-EMULATED = {
+EMULATED: dict[str, Any] = {
     "spec": 1,
     "id": "emulate-source",
     "time_scale": 0.1,

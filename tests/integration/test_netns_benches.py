@@ -33,40 +33,29 @@ from hil.bench.loader import load_bench
 from hil.plan.verdicts import CATEGORY_DEADLINE
 from hil.report.record import read_records
 from tests.conftest import PLANS, ROOT
+from tests.emulate_processes import EMULATED
 from tests.netns import NetnsPair, netns_pair, unavailable
-from tests.processes import first_line, stop
+from tests.processes import START_TIMEOUT_S, first_line, stop
 
 E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
 A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
 NE1 = PLANS / "energy" / "NE1-integrated-energy.yaml"
 REMOTE_EXAMPLE = ROOT / "benches" / "remote-example.yaml"
 EXAMPLE_HOST = "192.0.2.20"  # the bench host's address in the example
-START_TIMEOUT_S = 60.0  # interpreter start and imports on a loaded 2-core machine
 RUN_TIMEOUT_S = 300.0
 CAN_PORT, SERIAL_PORT, SCPI_PORT, ACTUATOR_PORT = 29536, 2000, 5025, 5026
 
+# the emulate source bench, plus a second car with a defect (a plan must fail on it)
 SOURCE = {
-    "spec": 1,
+    **EMULATED,
     "id": "bench-host",
-    "time_scale": 0.1,
     "devices": {
-        "ev": {
-            "type": "ev",
-            "emulated": True,
-            "can": {"interface": "virtual", "channel": "ev-can"},
-        },
+        **EMULATED["devices"],
         "ev_defective": {
             "type": "ev",
             "emulated": True,
             "can": {"interface": "virtual", "channel": "ev-defective-can"},
             "defects": ["no_auto_lock"],
-        },
-        "smart_plug": {"type": "smart_plug", "emulated": True, "serial": {"port": "auto"}},
-        "power_analyzer": {
-            "type": "power_analyzer",
-            "emulated": True,
-            "visa": {"resource": "auto"},
-            "wiring": {"1": "smart_plug"},
         },
     },
 }
