@@ -89,6 +89,7 @@ class PhoneEmulator(MiotMcuEmulator):
     """
 
     DEFECTS: ClassVar[Mapping[str, str]] = {}
+    OWN_LOOP = True  # an app command waits for the hub on the MCU's loop: not the shared one
     INPUTS: ClassVar[Mapping[str, str]] = {
         "distance": "m",
         "relay": "",

@@ -38,6 +38,15 @@ class PtyLink:
             return None
         if not ready:
             return b""
+        return self.read_available()
+
+    def read_available(self) -> bytes | None:
+        """What the bench sent, without waiting: ``b""`` if nothing, ``None`` once closed.
+
+        For a selector loop that watches ``master`` and calls this when it is readable.
+        """
+        if self.closed:
+            return None
         try:
             return os.read(self.master, 4096)
         except BlockingIOError:

@@ -9,6 +9,7 @@ and changes its own state with ``update`` and ``emit``.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -29,6 +30,8 @@ from hil.miot.codec import (
 )
 from hil.miot.spec import MiotSpec, PropertySpec
 from hil.miot.wire import WIRE_INPUT, WireFault
+from hil.transports import selector_loop
+from hil.transports.selector_loop import SelectorLoop, TimerHandle
 
 Key = tuple[int, int]  # (siid, piid)
 
@@ -40,6 +43,7 @@ ERR_BAD_ARGUMENTS = -5002
 ERR_BAD_LINE = -5003
 
 _REPORTS_PER_LINE = 20  # 60 parameters: below the 64-parameter limit
+LOOP_ROLE = "miot-mcu"  # every MCU of the process runs on this one selector loop
 
 # Robustness defects every MIoT MCU can carry, whatever the appliance: the
 # protocol fuzzer (hil/explore/fuzz/miot.py) is the check that finds them.
@@ -64,6 +68,11 @@ class MiotMcuEmulator(Emulator):
     with pyserial exactly as it would open ``/dev/ttyUSB0``. Every appliance
     has the bench input ``serial_link`` (a fault on the wire from the module,
     see hil/miot/wire.py) besides its own ``INPUTS``.
+
+    The MCU is driven by events on the process's shared selector loop (bytes
+    from the bench, its poll and tick timers), not a thread of its own, so its
+    hooks must not block; a class whose hooks wait (the phone waits for its
+    hub) sets ``OWN_LOOP`` and gets a loop thread of its own.
     """
 
     INPUTS: ClassVar[Mapping[str, str]] = {WIRE_INPUT: ""}
@@ -79,6 +88,7 @@ class MiotMcuEmulator(Emulator):
     EVENT_WINDOW_S = 1.1
     EVENTS_PER_WINDOW = 3
     TICK_S = 0.02  # physics resolution
+    OWN_LOOP: ClassVar[bool] = False  # True when a hook may block (see the class doc)
 
     def __init__(
         self,
@@ -109,6 +119,11 @@ class MiotMcuEmulator(Emulator):
         self._events: deque[tuple[int, int, tuple[Value, ...]]] = deque()
         self._event_times: deque[float] = deque()
         self._link: PtyLink | None = None
+        self._loop: SelectorLoop | None = None
+        self._timer: TimerHandle | None = None
+        self._poked = False  # a step is queued for what another thread changed
+        self._rx = bytearray()
+        self._ticks = type(self)._tick is not MiotMcuEmulator._tick  # physics to advance
         self._next_send = 0.0
         self.polls = 0  # get_down lines sent, for tests and state()
         self.hung = False  # the hangs_on_long_line defect struck: deaf and mute for good
@@ -125,11 +140,25 @@ class MiotMcuEmulator(Emulator):
     def _start(self) -> None:
         self._link = PtyLink()
         self.endpoint = {"url": self._link.path}
-        self.spawn(self._run, "mcu")
+        own = self.OWN_LOOP
+        self._loop = SelectorLoop(f"mcu-{self.name}") if own else selector_loop.acquire(LOOP_ROLE)
+        self._loop.add_reader(self._link.master, self._on_readable)
+        self._loop.call_soon(self._step)
 
     def _stop(self) -> None:
-        if self._link is not None:
-            self._link.close()
+        loop, link = self._loop, self._link
+        if loop is not None:
+            loop.run(self._detach)  # once it returns, the loop will not touch the pty again
+            selector_loop.release(loop)
+            self._loop = None
+        if link is not None:
+            link.close()
+
+    def _detach(self) -> None:
+        """Loop thread: no more timers or reads for this MCU."""
+        self._set_timer(None)
+        if self._loop is not None and self._link is not None:
+            self._loop.remove_reader(self._link.master)
 
     # ----- what subclasses and tests use
 
@@ -150,6 +179,7 @@ class MiotMcuEmulator(Emulator):
         key = self._names[name]
         with self._lock:
             self._pending[key] = self._values[key]
+        self._poke()
 
     def set_input(self, name: str, value: float) -> None:
         """The wire fault is the base's; every other input is the appliance's own."""
@@ -169,6 +199,7 @@ class MiotMcuEmulator(Emulator):
                         flat += [piid, prop.normalize(args[prop.name])]
                 with self._lock:
                     self._events.append((service.siid, event.eiid, tuple(flat)))
+                self._poke()
                 return
         raise KeyError(name)
 
@@ -202,39 +233,63 @@ class MiotMcuEmulator(Emulator):
 
     # ----- the MCU loop
 
-    def _run(self) -> None:
-        link = self._link
-        assert link is not None
-        buf = bytearray()
-        while not self.stopping.is_set():
-            if self.hung:
-                if link.read(self.TICK_S) is None:
-                    return
-                continue
-            now = time.monotonic()
-            if now >= self._next_send:
-                self._send_periodic(now)
-            self._tick(now)
-            if self._stage == "running":
-                self._flush_reports(now)
-            data = link.read(max(0.0, min(self._next_send - time.monotonic(), self.TICK_S)))
-            if data is None:
-                return
-            data = self.wire.carry(data)
-            buf += data
-            while (idx := buf.find(b"\r")) >= 0 and not self.hung:
-                raw = bytes(buf[:idx]).strip(b"\n")
-                del buf[: idx + 1]
-                if len(raw) > MAX_LINE_BYTES and self.has("hangs_on_long_line"):
-                    self.hung = True
-                    break
-                self._receive(raw)
-            if len(buf) > MAX_LINE_BYTES:
-                buf.clear()
-                if self.has("hangs_on_long_line"):
-                    self.hung = True
-                    continue
+    def _on_readable(self) -> None:
+        """Loop thread: bytes from the bench (a hung MCU still drains them, deaf)."""
+        data = self._link.read_available() if self._link is not None else None
+        if data is None:
+            self._detach()
+            return
+        if self.hung or not data:
+            return
+        buf = self._rx
+        buf += self.wire.carry(data)
+        while (idx := buf.find(b"\r")) >= 0 and not self.hung:
+            raw = bytes(buf[:idx]).strip(b"\n")
+            del buf[: idx + 1]
+            if len(raw) > MAX_LINE_BYTES and self.has("hangs_on_long_line"):
+                self.hung = True
+                break
+            self._receive(raw)
+        if len(buf) > MAX_LINE_BYTES:
+            buf.clear()
+            if self.has("hangs_on_long_line"):
+                self.hung = True
+            else:
                 self._error("line longer than 512 bytes", ERR_BAD_LINE)
+        self._step()
+
+    def _poke(self) -> None:
+        """Another thread changed what the MCU reports: step at once, not at the next timer."""
+        loop = self._loop
+        if loop is None or self._poked or loop.on_loop_thread:  # on the loop a step follows
+            return
+        self._poked = True
+        loop.call_soon(self._step)
+
+    def _step(self) -> None:
+        """Loop thread: send what is due, advance the physics, report; sleep till the next due."""
+        self._poked = False
+        if self.hung or self.stopping.is_set():
+            self._set_timer(None)  # a hung MCU stops polling, answering and reporting
+            return
+        now = time.monotonic()
+        if now >= self._next_send:
+            self._send_periodic(now)
+        wake = math.inf
+        if self._ticks:
+            self._tick(now)
+            wake = now + self.TICK_S
+        if self._stage == "running":
+            wake = min(wake, self._flush_reports(now))
+        self._set_timer(min(wake, self._next_send))  # read after _tick: a reboot resets it
+
+    def _set_timer(self, when: float | None) -> None:
+        timer, loop = self._timer, self._loop
+        if timer is not None and not timer.cancelled and timer.when == when:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timer = None if when is None or loop is None else loop.call_at(when, self._step)
 
     def _send_periodic(self, now: float) -> None:
         if self._stage == "model":
@@ -403,11 +458,15 @@ class MiotMcuEmulator(Emulator):
         with self._lock:
             old = self._values[key]
             self._values[key] = value
-            if prop.notifies and (value != old or type(value) is not type(old)):
+            changed = prop.notifies and (value != old or type(value) is not type(old))
+            if changed:
                 self._pending[key] = value  # the platform keeps only the last value anyway
-            return old
+        if changed:
+            self._poke()
+        return old
 
-    def _flush_reports(self, now: float) -> None:
+    def _flush_reports(self, now: float) -> float:
+        """Send the reports and events due; returns when the next one falls due."""
         with self._lock:
             due = [
                 k
@@ -424,8 +483,12 @@ class MiotMcuEmulator(Emulator):
             while self._events and len(self._event_times) < self.EVENTS_PER_WINDOW:
                 events.append(self._events.popleft())
                 self._event_times.append(now)
+            later = [self._last_report.get(k, now) + self.report_interval for k in self._pending]
+            if self._events:  # the window is full: the next may go when its oldest leaves
+                later.append(self._event_times[0] + self.EVENT_WINDOW_S)
         step = 3 * _REPORTS_PER_LINE
         for i in range(0, len(words), step):
             self._send("properties_changed", *words[i : i + step])
         for siid, eiid, flat in events:
             self._send("event_occured", siid, eiid, *flat)
+        return min(later, default=math.inf)
