@@ -208,6 +208,26 @@ def _read_line(proc: subprocess.Popen[str], wanted: Any, timeout: float) -> str:
     raise AssertionError(f"no such line within {timeout} s; got:\n{''.join(seen[-30:])}")
 
 
+def _pytest_session(plans: Path, bench: Path, results: Path) -> subprocess.Popen[str]:
+    """``pytest`` on every plan in ``plans``, logging each step live on its stdout."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *map(str, sorted(plans.glob("*.yaml"))),
+            *("--bench", str(bench), "--hil-results", str(results)),
+            *("-p", "no:cacheprovider", "-s", "-q", "--log-cli-level=INFO"),
+            *("-o", "log_cli_format=%(message)s"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_pytest_leaves_every_device_safe(
     remote_emulators: dict[str, Any], tmp_path: Path, sig: signal.Signals
@@ -224,30 +244,7 @@ def test_an_interrupted_pytest_leaves_every_device_safe(
     plans.mkdir()
     (plans / "HOT1.yaml").write_text(HOT_PLAN, encoding="utf-8")
     results = tmp_path / "results"
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *map(str, sorted(plans.glob("*.yaml"))),
-            "--bench",
-            str(bench_path),
-            "--hil-results",
-            str(results),
-            "-p",
-            "no:cacheprovider",
-            "-s",
-            "-q",
-            "--log-cli-level=INFO",
-            "-o",
-            "log_cli_format=%(message)s",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    run = _pytest_session(plans, bench_path, results)
     try:
         # mid-plan: the oven is heating and the plug is on when the hold begins
         _read_line(run, lambda text: "step started: [steps] hold everything on" in text, 60)
@@ -292,30 +289,7 @@ def test_a_killed_session_keeps_finished_results_and_certifies_incomplete(tmp_pa
     (plans / "K1.yaml").write_text(QUICK_PLAN.format(id="K1"), encoding="utf-8")
     (plans / "K2.yaml").write_text(HOT_PLAN.replace("HOT1", "K2"), encoding="utf-8")
     reports = tmp_path / "reports"
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *map(str, sorted(plans.glob("*.yaml"))),
-            "--bench",
-            str(bench),
-            "--hil-results",
-            str(reports / "hil-results"),
-            "-p",
-            "no:cacheprovider",
-            "-s",
-            "-q",
-            "--log-cli-level=INFO",
-            "-o",
-            "log_cli_format=%(message)s",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    run = _pytest_session(plans, bench, reports / "hil-results")
     try:
         _read_line(run, lambda text: "step started: [steps] hold everything on" in text, 60)
         run.kill()  # SIGKILL: no handler, no teardown, no interlock
