@@ -244,11 +244,7 @@ class _Evaluator:
             operand = self.value(node.operand)
             if node.op == "not":
                 return not self.boolean(operand, node.operand, "'not'")
-            if not is_number(operand):
-                raise self.fail(
-                    node.operand.column,
-                    f"unary {node.op!r} needs a number, got {describe(operand)}",
-                )
+            self.unary_operand(node, operand)
             return -operand if node.op == "-" else operand
         if isinstance(node, BoolOp):
             stop = node.op == "or"  # the value that decides early
@@ -275,17 +271,30 @@ class _Evaluator:
         try:
             value = self.lookup(node.name)
         except KeyError as err:
-            # a KeyError carrying a sentence (not just the key) is a hint to pass on
-            hint = err.args[0] if err.args and isinstance(err.args[0], str) else ""
-            extra = f"; {hint}" if " " in hint else ""
-            raise self.fail(node.column, f"unknown name {node.name!r}{extra}") from err
+            raise self.unknown(node, err) from err
         if not _usable(value):
-            raise self.fail(
-                node.column,
-                f"{node.name!r} is {describe(value)}, which expressions cannot use "
-                "(they use numbers, strings, true/false and lists of those)",
-            )
+            raise self.unusable(node, value)
         return value
+
+    def unknown(self, node: Name, err: KeyError) -> ExpressionError:
+        # a KeyError carrying a sentence (not just the key) is a hint to pass on
+        hint = err.args[0] if err.args and isinstance(err.args[0], str) else ""
+        extra = f"; {hint}" if " " in hint else ""
+        return self.fail(node.column, f"unknown name {node.name!r}{extra}")
+
+    def unusable(self, node: Name, value: Any) -> ExpressionError:
+        return self.fail(
+            node.column,
+            f"{node.name!r} is {describe(value)}, which expressions cannot use "
+            "(they use numbers, strings, true/false and lists of those)",
+        )
+
+    def unary_operand(self, node: Unary, operand: Any) -> None:
+        if not is_number(operand):
+            raise self.fail(
+                node.operand.column,
+                f"unary {node.op!r} needs a number, got {describe(operand)}",
+            )
 
     def boolean(self, value: Any, node: Node, what: str) -> bool:
         if not isinstance(value, bool):

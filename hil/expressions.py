@@ -1,8 +1,9 @@
 """The small, safe expression language shared by plans and invariants.
 
 Plans are data, so an expression is parsed by a tokenizer and a Pratt parser
-into a tree of frozen dataclasses and evaluated by walking that tree
-(``hil.expression_eval``). Nothing here calls ``eval``: there are no
+into a tree of frozen dataclasses, whose meaning ``hil.expression_eval`` gives
+by walking it; ``hil.expression_compile`` turns the tree into closures once, and
+those evaluate it. Nothing here calls ``eval``: there are no
 attribute accesses, imports, loops or assignments, and a source is limited to
 ``MAX_LENGTH`` characters and ``MAX_DEPTH`` levels of nesting, so parsing and
 evaluating take bounded time. In a YAML value an expression is written
@@ -43,10 +44,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from hil import expression_eval as tree
 from hil.errors import did_you_mean
+from hil.expression_compile import Compiled, compile_tree
 from hil.expression_eval import ExpressionError, Node
 
 __all__ = ["Expression", "ExpressionError", "Node", "is_expression", "parse", "unwrap"]
@@ -95,7 +98,16 @@ class Expression:
 
     def evaluate(self, lookup: Callable[[str], Any]) -> Any:
         """The value, reading names through ``lookup`` (which raises ``KeyError``)."""
-        return tree.evaluate(self.root, self.source, lookup)
+        return self.compiled(lookup)
+
+    @cached_property
+    def compiled(self) -> Compiled:
+        """The tree as closures, built on first use: an invariant is judged per frame."""
+        return compile_tree(self.root, self.source)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # closures do not pickle (plans cross pytest-xdist workers): rebuilt on first use
+        return {k: v for k, v in self.__dict__.items() if k != "compiled"}
 
 
 def parse(source: str) -> Expression:
