@@ -9,6 +9,7 @@ transport's capture, so their timestamps are those of the wire.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from hil.bench.driver import Sample
 from hil.bench.registry import DriverContext
 from hil.errors import ConfigError, DeviceLost, ProtocolError
 from hil.measure.iec62301 import ConditionSample
-from hil.scpi.server import parse_nr3
+from hil.scpi.server import INF_CODE, NAN_CODE, parse_nr3
 from hil.transports.capture import Record
 from hil.transports.visa import ScpiExchange, VisaTransport
 
@@ -35,6 +36,14 @@ STATE_QUERY = ":INTEGrate:STATe?"
 ERROR_QUERY = "SYSTem:ERRor?"
 INTEGRATE = {"RESET": ":INTEGrate:RESet", "START": ":INTEGrate:STARt", "STOP": ":INTEGrate:STOP"}
 MAX_ERRORS = 64  # bounds draining a queue that never empties (a broken instrument)
+# the NR3 codes a VALue? answer uses for "no data" and "over range", as floats
+# (parse_nr3's meaning, looked up once per field instead of re-parsing the text)
+_NR3_CODES = {
+    NAN_CODE: math.nan,
+    -NAN_CODE: math.nan,
+    INF_CODE: math.inf,
+    -INF_CODE: -math.inf,
+}
 
 
 def _parse_error(text: str, device: str) -> tuple[int, str]:
@@ -90,6 +99,9 @@ class PowerAnalyzerDriver:
         # settings read back with their own query: query → signal
         self._queries = {STATE_QUERY: "INTEGRATION"}
         self._queries.update({q.query: n for n, q in scpi_map.setting_signals.items()})
+        self._query_of_signal = {s: q for q, s in reversed(self._queries.items())}
+        self._item_names = [s for s, _, _ in self._items]
+        self._item_index = {s: i for i, s in enumerate(self._item_names)}
         self._lock = threading.RLock()
         self._seen_seq = 0  # capture records already turned into samples
         self._history: dict[str, list[Sample]] = {s: [] for s in definition.signals}
@@ -146,12 +158,15 @@ class PowerAnalyzerDriver:
     def read(self, signal: str) -> Sample:
         self._signal(signal)
         with self._lock:
-            query = next((q for q, s in self._queries.items() if s == signal), None)
+            query = self._query_of_signal.get(signal)
             if query is not None:
                 answer, t = self._query(query)
                 return Sample(t, self._setting(signal, answer, strict=True))
-            values, t = self._read_values()
-            return Sample(t, values[signal])
+            # one value wanted: every field is still parsed (a malformed answer fails
+            # the same way), but no dict of all of them is built
+            numbers, t = self._read_numbers()
+            value = numbers[self._item_index[signal]]
+            return Sample(t, _NR3_CODES.get(value, value))
 
     def samples(self, signal: str, since: float) -> list[Sample]:
         self._signal(signal)
@@ -176,9 +191,7 @@ class PowerAnalyzerDriver:
             )
         command = self._command(stimulus, values)
         with self._lock:
-            seq = self.transport.capture.seq
-            self.transport.write(command)
-            t = self._t_of(seq, command)
+            t = self.transport.write_at(command)
             self._check_errors(f"applying {stimulus} ({command!r})")
         return t
 
@@ -282,36 +295,42 @@ class PowerAnalyzerDriver:
         )
 
     def _query(self, command: str) -> tuple[str, float]:
-        seq = self.transport.capture.seq
-        answer = self.transport.query(command)
-        return answer, self._t_of(seq, command)
-
-    def _t_of(self, seq: int, command: str) -> float:
-        records, _ = self.transport.capture.since(seq)
-        for rec in reversed(records):
-            if rec.data.command == command:
-                return rec.t
-        raise ProtocolError(f"{command!r} is missing from the capture", device=self.name)
+        return self.transport.query_at(command)
 
     def _read_values(self) -> tuple[dict[str, float], float]:
+        numbers, t = self._read_numbers()
+        return self._named(numbers), t
+
+    def _read_numbers(self) -> tuple[list[float], float]:
+        """One VALue? answer as its floats, NR3 codes not yet mapped (see _NR3_CODES)."""
         answer, t = self._query(VALUE_QUERY)
-        values = self._values(answer)
-        if values is None:
+        numbers = self._numbers(answer)
+        if numbers is None:
             raise ProtocolError(
                 f"{VALUE_QUERY} answered {answer!r}; expected {len(self._items)} numbers "
                 f"for {self._items}",
                 device=self.name,
             )
-        return values, t
+        return numbers, t
 
-    def _values(self, answer: str) -> dict[str, float] | None:
+    def _numbers(self, answer: str) -> list[float] | None:
+        # parse_nr3 per field without its per-field text checks: float() already reads
+        # "NAN" as NaN, so only the two codes remain, mapped where a value is used
         fields = answer.split(",")
-        if len(fields) != len(self._items):
+        if len(fields) != len(self._item_names):
             return None
         try:
-            return {s: parse_nr3(f) for (s, _, _), f in zip(self._items, fields, strict=True)}
+            return [float(f) for f in fields]
         except ValueError:
             return None
+
+    def _named(self, numbers: list[float]) -> dict[str, float]:
+        codes = _NR3_CODES
+        return {s: codes.get(v, v) for s, v in zip(self._item_names, numbers, strict=True)}
+
+    def _values(self, answer: str) -> dict[str, float] | None:
+        numbers = self._numbers(answer)
+        return None if numbers is None else self._named(numbers)
 
     def _setting(self, signal: str, answer: str, strict: bool = False) -> float | None:
         """A setting query's answer as the signal's value (enum names → their numbers)."""
@@ -336,7 +355,7 @@ class PowerAnalyzerDriver:
         return value
 
     def _query_of(self, signal: str) -> str:
-        return next(q for q, s in self._queries.items() if s == signal)
+        return self._query_of_signal[signal]
 
     def _ingest(self) -> None:
         """Turn capture records not seen yet into samples (each record parsed once)."""

@@ -100,7 +100,9 @@ class VisaTransport(Resource):
                 address=self.resource,
             )
 
-    def _io(self, command: str, read: bool) -> str | None:
+    def _io(self, command: str, read: bool) -> tuple[str | None, float]:
+        """One serialised, captured exchange: the answer (None for a write) and the
+        capture timestamp of its record, so callers never search the capture for it."""
         inst = self._inst
         if inst is None or not self.is_open:
             raise DeviceLost("VISA session is closed", device=self.name)
@@ -125,15 +127,23 @@ class VisaTransport(Resource):
                     f"VISA link failed on {command!r}: {err}", device=self.name
                 ) from err
             self.capture.append(t0, TX, ScpiExchange(command, response, time.time()))
-        return response
+        return response, t0
 
     def query(self, command: str) -> str:
-        response = self._io(command, read=True)
+        return self.query_at(command)[0]
+
+    def query_at(self, command: str) -> tuple[str, float]:
+        """The answer to ``command`` and the timestamp its capture record carries."""
+        response, t = self._io(command, read=True)
         assert response is not None
-        return response
+        return response, t
 
     def write(self, command: str) -> None:
         self._io(command, read=False)
+
+    def write_at(self, command: str) -> float:
+        """Send ``command``; the timestamp its capture record carries."""
+        return self._io(command, read=False)[1]
 
     def _close_impl(self) -> None:
         if self._inst is not None:
