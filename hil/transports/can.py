@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,25 @@ def _socketcand_hung_up(bus: can.BusABC) -> bool:
         return True
 
 
+# A thread that waits for a frame receives it from the bus itself (``pump``), so an
+# answer reaches the waiter with one thread wake-up, as a bare ``recv()`` loop does,
+# not two (bus -> reader thread -> waiter). The reader thread keeps off the bus
+# while waiters are receiving and this long after the last one: a step sequence
+# (send, expect, send, expect...) keeps it parked. Frames wait in the bus's own
+# queue meanwhile and keep their bus timestamps, so no verdict changes.
+PARK_S = 0.02
+READ_TIMEOUT_S = 0.05  # how long one look at the bus blocks (shutdown waits at most this)
+DRAIN_MAX = 512  # frames recorded under one capture lock
+
+
 class CanTransport(Resource):
     """One ``can.Bus`` plus a reader thread that captures every frame.
 
     Frames are stored raw (``can.Message``) keyed by arbitration id; decoding
-    happens on demand, so capture keeps up with a saturated bus.
+    happens on demand, so capture keeps up with a saturated bus. Whoever
+    receives from the bus (the reader thread, or a waiter in ``pump``) holds
+    ``_rx_lock`` from ``recv()`` to the capture, so frames are captured in
+    the order the bus delivered them.
     """
 
     def __init__(
@@ -127,6 +142,8 @@ class CanTransport(Resource):
         self.lost: DeviceLost | None = None
         self._bus: can.BusABC | None = None
         self._running = False
+        self._rx_lock = threading.Lock()
+        self._parked_until = 0.0  # time.monotonic(): the reader thread keeps off the bus
 
     def _open_impl(self) -> None:
         kwargs: dict[str, Any] = dict(self.bus_kwargs)
@@ -148,40 +165,84 @@ class CanTransport(Resource):
         self._running = True
         self._thread = start_thread(self._read_loop, f"can-{self.name}")
 
-    def _read_loop(self) -> None:
+    def _receive(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a frame, then capture it and what else is queued.
+
+        The caller holds ``_rx_lock``. False when the bus failed or its server hung up
+        (``lost`` says why); nobody receives from it after that.
+        """
         bus = self._bus
-        assert bus is not None
-        extend = self.capture.extend
+        if bus is None or self.lost is not None:
+            return False
         recv = bus.recv
-        while self._running:
-            batch: list[tuple[float, can.Message]] = []
-            try:
-                msg = recv(timeout=0.05)
-                # drain what is already queued, then record it under one lock:
-                # a saturated bus delivers frames faster than one-by-one locking
-                while msg is not None:
-                    batch.append((msg.timestamp or time.time(), msg))
-                    if len(batch) >= 512:
-                        break
-                    msg = recv(timeout=0.0)
-            except (can.CanError, OSError, ValueError) as err:
-                if batch:
-                    extend(RX, batch)
-                if self._running:
-                    self.lost = DeviceLost(
-                        f"CAN bus error: {err}", device=self.name, at=time.time()
-                    )
-                return
+        batch: list[tuple[float, can.Message]] = []
+        try:
+            msg = recv(timeout=timeout)
+            # drain what is already queued, then record it under one lock:
+            # a saturated bus delivers frames faster than one-by-one locking
+            while msg is not None:
+                batch.append((msg.timestamp or time.time(), msg))
+                if len(batch) >= DRAIN_MAX:
+                    break
+                msg = recv(timeout=0.0)
+        except (can.CanError, OSError, ValueError) as err:
             if batch:
-                extend(RX, batch)
-            elif self.interface == "socketcand" and _socketcand_hung_up(bus):
-                if self._running:
-                    self.lost = DeviceLost(
-                        "the socketcand server closed the connection",
-                        device=self.name,
-                        at=time.time(),
-                    )
-                return
+                self.capture.extend(RX, batch)
+            if self._running:
+                self.lost = DeviceLost(f"CAN bus error: {err}", device=self.name, at=time.time())
+            return False
+        if batch:
+            self.capture.extend(RX, batch)
+        elif self.interface == "socketcand" and _socketcand_hung_up(bus):
+            if self._running:
+                self.lost = DeviceLost(
+                    "the socketcand server closed the connection",
+                    device=self.name,
+                    at=time.time(),
+                )
+            return False
+        return True
+
+    def _read_loop(self) -> None:
+        lock = self._rx_lock
+        while self._running:
+            parked = self._parked_until - time.monotonic()
+            if parked > 0:
+                time.sleep(min(parked, PARK_S))
+                continue
+            if not lock.acquire(timeout=READ_TIMEOUT_S):
+                continue
+            try:
+                # a waiter may have parked the reader while it waited for the lock
+                if self._parked_until > time.monotonic():
+                    continue
+                if not self._receive(READ_TIMEOUT_S):
+                    return
+            finally:
+                lock.release()
+
+    def pump(self, seq: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a record newer than capture sequence ``seq``.
+
+        Receives from the bus on the calling thread when no one else is (see
+        ``PARK_S``); otherwise waits for whoever is. True when something newer
+        was captured (a frame of any id, or a frame sent).
+        """
+        capture = self.capture
+        if not self._running or self.lost is not None:
+            return capture.wait_beyond(seq, timeout)
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._parked_until = deadline + PARK_S
+        if not self._rx_lock.acquire(timeout=max(0.0, timeout)):
+            return capture.seq > seq
+        try:
+            # the previous holder may have captured it while this thread waited
+            if capture.seq > seq or not self._running:
+                return capture.seq > seq
+            self._receive(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._rx_lock.release()
+        return capture.seq > seq
 
     def send(self, msg: can.Message) -> can.Message:
         """Send a frame and capture it as TX with the send timestamp."""
@@ -200,9 +261,15 @@ class CanTransport(Resource):
         thread = getattr(self, "_thread", None)
         if thread is not None:
             thread.join(timeout=2.0)
-        if self._bus is not None:
-            self._bus.shutdown()
-            self._bus = None
+        # a waiter inside pump() returns from recv() within its timeout (<= its wait)
+        locked = self._rx_lock.acquire(timeout=2.0)
+        try:
+            if self._bus is not None:
+                self._bus.shutdown()
+                self._bus = None
+        finally:
+            if locked:
+                self._rx_lock.release()
 
     def write_log(self, path: Path) -> Path:
         """Write the capture with python-can's own writer (.asc, .blf, .log, .csv…)."""
