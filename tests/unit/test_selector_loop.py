@@ -173,16 +173,16 @@ def test_a_hung_mcu_does_not_stall_the_others_on_the_loop(spec: MiotSpec) -> Non
         to_hanging.transport.write_line("x" * 600)  # longer than the 512-byte receive buffer
         wait_for(lambda: hanging.hung)
         polls = hanging.polls
+        # its receiver still drains the wire (the bench's writes never back up), deaf
+        to_hanging.transport.write_line("down none")
+        assert hanging._link is not None
+        master = hanging._link.master
+        wait_for(lambda: unread_bytes(master) == 0)
         healthy_polls = healthy.polls
         wait_for(lambda: healthy.polls >= healthy_polls + 5)
         to_healthy.set("lamp.power", True)  # still answered, on the same loop
         assert healthy.value("lamp.power") is True
         assert hanging.polls == polls  # deaf and mute for good, as the defect says
-        # its receiver still drains the wire, so the bench's writes never block on it
-        to_hanging.transport.write_line("down none")
-        assert hanging._link is not None
-        master = hanging._link.master
-        wait_for(lambda: unread_bytes(master) == 0)
 
 
 def test_a_device_whose_hook_waits_has_its_own_loop_and_the_shared_one_runs_on(
