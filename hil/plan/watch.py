@@ -18,7 +18,7 @@ import can
 from hil.bench.bench import Bench
 from hil.expressions import ExpressionError
 from hil.plan.resolved import InvariantCheck, SignalRef
-from hil.plan.timeline import Timeline
+from hil.plan.timeline import State, Timeline
 
 WINDOW_S = 0.5  # evidence of a violation: what the wire carried this long either side
 
@@ -31,7 +31,33 @@ class Violation:
     signals: tuple[SignalRef, ...] = ()
 
 
+class _Watched:
+    """One invariant, its timeline, and the values it last held for."""
+
+    def __init__(self, inv: InvariantCheck, line: Timeline) -> None:
+        self.inv = inv
+        self.line = line
+        self.texts = tuple(ref.text for ref in inv.signals)
+        # enum signals are judged by their value-table names ("CLOSED"), as plans write them
+        self.labels = tuple(
+            (i, ref.info.label) for i, ref in enumerate(inv.signals) if ref.info.choices
+        )
+        # its verdict depends on its signals alone, or also on saved values and parameters
+        self.pure = {name for name, _ in inv.expr.names()} <= set(self.texts)
+        self.held: tuple[Any, ...] | None = None
+        self.held_types: tuple[type, ...] = ()
+
+
 class InvariantWatch:
+    """Judges each invariant on every state of its signals since the last check.
+
+    A cyclic bus repeats values: a state whose signals hold exactly the values
+    (equal, and of the same types) of the state judged just before, which held,
+    holds again without evaluating the expression. An invariant that also reads
+    saved values or parameters reuses a verdict only within one check, since a
+    step may save a new value between two checks.
+    """
+
     def __init__(
         self,
         bench: Bench,
@@ -39,43 +65,59 @@ class InvariantWatch:
         since: float,
         lookup: Callable[[str], Any],
     ) -> None:
-        self._lines = [(inv, Timeline(bench, inv.signals, since)) for inv in invariants]
+        self._watched = [_Watched(inv, Timeline(bench, inv.signals, since)) for inv in invariants]
         self._lookup = lookup
         self._since = since
-        self.evaluations = 0
+        self.evaluations = 0  # verdicts given: every state of every invariant
+        self.reused = 0  # of those, verdicts reused from the state just before
 
     def check(self) -> Violation | None:
         """The first violation among observations since the last check, or None."""
-        for inv, line in self._lines:
-            for state in line.advance():
-                if state.t <= self._since:
+        since = self._since
+        for watched in self._watched:
+            if not watched.pure:
+                watched.held = None
+            for state in watched.line.advance():
+                if state.t <= since:
                     # made only of reports from before the plan (a plug's last current
                     # before an earlier plan tripped it): context for what comes, not a
                     # verdict on this plan; each later observation is judged with it
                     continue
-                if any(v is None for v in state.values):
+                current = state.values
+                if None in current:
                     continue  # not every signal seen yet: nothing to judge
-                values = {
-                    ref.text: ref.info.label(v) if ref.info.choices else v
-                    for ref, v in zip(inv.signals, state.values, strict=True)
-                }
                 self.evaluations += 1
-                try:
-                    held = inv.expr.evaluate(
-                        lambda n, vals=values: vals[n] if n in vals else self._lookup(n)  # type: ignore[misc]
-                    )
-                except ExpressionError as err:
-                    held = f"not computable: {err.reason}"
-                if held is not True:
-                    shown = ", ".join(f"{k} = {v}" for k, v in values.items())
-                    return Violation(
-                        f"invariant {inv.id} ({inv.name}) violated at t={state.t:.6f}: {shown}"
-                        + (f" ({held})" if isinstance(held, str) else ""),
-                        {"invariant": inv.id, "violation_t": state.t, "values": values},
-                        state.t,
-                        inv.signals,
-                    )
+                if current == watched.held and tuple(map(type, current)) == watched.held_types:
+                    self.reused += 1
+                    continue
+                violation = self._judge(watched, state)
+                if violation is not None:
+                    watched.held = None
+                    return violation
+                watched.held = current
+                watched.held_types = tuple(map(type, current))
         return None
+
+    def _judge(self, watched: _Watched, state: State) -> Violation | None:
+        inv = watched.inv
+        values = dict(zip(watched.texts, state.values, strict=True))
+        for i, label in watched.labels:
+            values[watched.texts[i]] = label(state.values[i])
+        lookup = self._lookup
+        try:
+            held = inv.expr.evaluate(lambda n: values[n] if n in values else lookup(n))
+        except ExpressionError as err:
+            held = f"not computable: {err.reason}"
+        if held is True:
+            return None
+        shown = ", ".join(f"{k} = {v}" for k, v in values.items())
+        return Violation(
+            f"invariant {inv.id} ({inv.name}) violated at t={state.t:.6f}: {shown}"
+            + (f" ({held})" if isinstance(held, str) else ""),
+            {"invariant": inv.id, "violation_t": state.t, "values": values},
+            state.t,
+            inv.signals,
+        )
 
 
 def write_violation_evidence(bench: Bench, violation: Violation, folder: Path) -> Path:
