@@ -3,7 +3,8 @@
 Three processes, as in a lab: ``hil gateway`` serves a CAN channel;
 ``benchmarks/soak_producer.py`` plays the car and sends ``BMS_Status`` frames at
 ``HIL_BENCH_SOAK_RATE`` (9000; a saturated 500 kbit/s–1 Mbit/s bus carries
-3,700–9,009 frames/s) for ``HIL_BENCH_SOAK_S`` seconds (60), each numbered; this
+3,700–9,009 frames/s) for ``HIL_BENCH_SOAK_S`` seconds (60), each numbered, in
+one write per millisecond against an absolute schedule; this
 process is the bench: its ``ev`` is a real (not emulated) device behind the
 gateway, and the plan invariant ``ev.BMS_Status.SoC <= 100`` is checked the way
 the runner checks it while a step waits (``InvariantWatch.check()`` every tick).
@@ -13,6 +14,11 @@ arrived, in order). Figures:
 
   soak_sent / soak_captured / soak_lost / soak_out_of_order            [frames]
   soak_send_rate          what the producer achieved               [frames/s]
+  soak_producer_writes    socket writes it took (one per 1 ms tick that had frames due)
+  soak_bus_rate           frames over the span of their bus timestamps, first to last
+                          as the gateway's bus stamped them                [frames/s]
+  soak_drain_after_producer  how long the bench still captured after the producer's
+                          last write (its backlog)                              [s]
   soak_invariants_watched  the plan's invariant plus the car type's safety envelope
   soak_invariant_evaluations  states judged, over all invariants (at least sent)
   soak_capture_evicted    oldest records the bounded capture let go (it keeps
@@ -58,6 +64,7 @@ class Sequence:
         self.count = 0
         self.out_of_order = 0
         self._expected = 0
+        self.first_t = self.last_t = 0.0  # bus timestamps of the first and last frame
 
     def __call__(self, rec: Record[Any]) -> None:
         msg = rec.data
@@ -67,6 +74,9 @@ class Sequence:
         if number != self._expected:
             self.out_of_order += 1
         self._expected = (number + 1) & 0xFFFF
+        if not self.count:
+            self.first_t = rec.t
+        self.last_t = rec.t
         self.count += 1
 
 
@@ -144,6 +154,8 @@ def soak(folder: Path, port: int) -> None:
                 figures = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
                 sent = int(figures["sent"].split()[0])
                 send_rate = float(figures["send_rate"].split()[0])
+                writes = int(figures["writes"].split()[0])
+                producer_done = time.perf_counter()
             if sent is not None and numbering.count >= sent:
                 if watch.evaluations == settled:  # a check found nothing more to judge
                     break
@@ -153,7 +165,8 @@ def soak(folder: Path, port: int) -> None:
                 producer.kill()
                 break
             capture.wait_beyond(seq, 0.05)  # the runner's wait tick
-        cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+        wall1 = time.perf_counter()
+        cpu = (time.process_time() - cpu0) / (wall1 - wall0)
         evicted = capture.dropped
         lost_link = bench.get("ev").transport.lost  # type: ignore[attr-defined]
     if sent is None:
@@ -163,6 +176,10 @@ def soak(folder: Path, port: int) -> None:
     emit("soak_seconds", SECONDS, "s")
     emit("soak_sent", sent, "frames")
     emit("soak_send_rate", send_rate, "frames/s")
+    emit("soak_producer_writes", writes, "writes")
+    span = numbering.last_t - numbering.first_t
+    emit("soak_bus_rate", (numbering.count - 1) / span if span > 0 else 0.0, "frames/s")
+    emit("soak_drain_after_producer", wall1 - producer_done, "s")
     emit("soak_captured", numbering.count, "frames")
     emit("soak_lost", sent - numbering.count, "frames")
     emit("soak_out_of_order", numbering.out_of_order, "frames")

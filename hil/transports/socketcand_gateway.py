@@ -102,6 +102,7 @@ class _Session:
         self.peer = peer
         self.stopping = threading.Event()
         self.raw_since: float | None = None  # monotonic time rawmode was acknowledged
+        self._grace_over = False  # a send has ended the rawmode grace already
         self.bus: can.BusABC | None = None
         self.channel: str | None = None
         self._send_lock = threading.Lock()
@@ -134,11 +135,12 @@ class _Session:
                 chunk = self.conn.recv(4096)
                 if not chunk:
                     return  # the client hung up
-                buf += chunk.decode("ascii", errors="replace")
-                while (end := buf.find(">")) >= 0:
-                    start = buf.find("<")
-                    command = buf[start + 1 : end].strip() if 0 <= start < end else ""
-                    buf = buf[end + 1 :]
+                # one split per read, not a slice per command: a producer at full-bus
+                # rate writes a hundred commands in one segment
+                *complete, buf = (buf + chunk.decode("ascii", errors="replace")).split(">")
+                for text in complete:
+                    start = text.find("<")
+                    command = text[start + 1 :].strip() if start >= 0 else ""
                     if command:
                         self._handle(command)
                 if len(buf) > MAX_COMMAND:
@@ -155,14 +157,16 @@ class _Session:
         try:
             if word == "send":
                 self._send(parse_send(command))
-                if self.raw_since is not None:
+                if self.raw_since is not None and not self._grace_over:
                     self.raw_since = min(self.raw_since, time.monotonic() - RAW_GRACE_S)
+                    self._grace_over = True
             elif word == "open":
                 self._open(command[4:].strip())
             elif word in ("rawmode", "bcmmode"):
                 if self.bus is None:
                     raise GatewayProtocolError(f"{word} before open")
                 self.raw_since = time.monotonic() if word == "rawmode" else None
+                self._grace_over = False
                 self._write("< ok >")
             elif word == "echo":
                 self._write("< echo >")
