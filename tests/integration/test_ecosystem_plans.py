@@ -13,7 +13,7 @@ import pytest
 from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_SAFETY
 from hil.report.record import Status
 from tests.conftest import PLANS
-from tests.plan_runs import run_plan
+from tests.plan_runs import assert_failed_at, run_plan
 
 E10 = PLANS / "safety" / "E10-uds-security-access.yaml"
 X4 = PLANS / "interop" / "X4-hub-lost-charger-fallback.yaml"
@@ -67,15 +67,7 @@ def test_plan_fails_on_matching_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
 ) -> None:
     record = run_plan(plan, [defect], tmp_path)
-    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
-    assert record.category == category
-    assert f"step {step} " in record.reason
-    assert words in record.reason, record.reason
-    failed = [s for s in record.steps if s.status is Status.FAILED]
-    assert [s.id for s in failed] == [step]
-    # teardown still ran after the failure
-    teardown = [s for s in record.steps if s.section == "teardown"]
-    assert teardown and all(s.status is Status.PASSED for s in teardown)
+    assert_failed_at(record, step, category, words)
 
 
 def test_a2_fails_when_the_oven_preheats_with_nobody_home(tmp_path: Path) -> None:

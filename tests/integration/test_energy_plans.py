@@ -23,7 +23,7 @@ from hil.measure.iec62301 import Criteria, stability
 from hil.plan.runner import CATEGORY_CONDITION, CATEGORY_INVALID, CATEGORY_LIMIT
 from hil.report.record import PlanRecord, Status
 from tests.conftest import EMULATED_BENCH, PLANS
-from tests.plan_runs import run_plan
+from tests.plan_runs import assert_failed_at, run_plan
 
 N1 = PLANS / "energy" / "N1-plug-standby.yaml"
 N2 = PLANS / "energy" / "N2-standby-display-off-mode.yaml"
@@ -126,14 +126,8 @@ def test_plan_fails_on_matching_defect(
     tmp_path: Path,
 ) -> None:
     record = run(plan, fast_bench, tmp_path, [defect])
-    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
-    assert record.category == category
-    assert f"step {step} " in record.reason
-    assert words in record.reason, record.reason
+    assert_failed_at(record, step, category, words)
     failed = [s for s in record.steps if s.status is Status.FAILED]
-    assert [s.id for s in failed] == [step]
-    teardown = [s for s in record.steps if s.section == "teardown"]
-    assert teardown and all(s.status is Status.PASSED for s in teardown)
     for m in (s.measurement for s in failed if s.measurement is not None):
         assert m.outcome == "fail" and m.uncertainty is not None
         assert "by the decision rule mean + U95 ≤ limit" in record.reason

@@ -11,7 +11,7 @@ import pytest
 from hil.plan.runner import CATEGORY_DEADLINE, CATEGORY_SAFETY
 from hil.report.record import Status
 from tests.conftest import PLANS
-from tests.plan_runs import run_plan
+from tests.plan_runs import assert_failed_at, run_plan
 
 X2 = PLANS / "interop" / "X2-welcome-home.yaml"
 X3 = PLANS / "interop" / "X3-household-current-limit.yaml"
@@ -64,14 +64,7 @@ def test_plan_fails_on_hub_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
 ) -> None:
     record = run_plan(plan, [defect], tmp_path)
-    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
-    assert record.category == category
-    assert f"step {step} " in record.reason
-    assert words in record.reason, record.reason
-    failed = [s for s in record.steps if s.status is Status.FAILED]
-    assert [s.id for s in failed] == [step]
-    teardown = [s for s in record.steps if s.section == "teardown"]
-    assert teardown and all(s.status is Status.PASSED for s in teardown)
+    assert_failed_at(record, step, category, words)
 
 
 def test_x3_fails_when_the_hub_sends_a_limit_below_6_a(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hil.plan.runner import CATEGORY_CONDITION, CATEGORY_DEADLINE, CATEGORY_LIMIT
 from hil.report.record import Status
 from tests.conftest import PLANS
-from tests.plan_runs import run_plan
+from tests.plan_runs import assert_failed_at, run_plan
 
 A3 = PLANS / "safety" / "A3-fridge-door-alarm.yaml"
 X1 = PLANS / "interop" / "X1-phone-as-key.yaml"
@@ -94,12 +94,4 @@ def test_plan_fails_on_matching_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
 ) -> None:
     record = run_plan(plan, [defect], tmp_path)
-    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
-    assert record.category == category
-    assert f"step {step} " in record.reason
-    assert words in record.reason, record.reason
-    failed = [s for s in record.steps if s.status is Status.FAILED]
-    assert [s.id for s in failed] == [step]
-    # teardown still ran after the failure
-    teardown = [s for s in record.steps if s.section == "teardown"]
-    assert teardown and all(s.status is Status.PASSED for s in teardown)
+    assert_failed_at(record, step, category, words)

@@ -13,7 +13,7 @@ import pytest
 from hil.plan.runner import CATEGORY_DEADLINE
 from hil.report.record import Status
 from tests.conftest import PLANS
-from tests.plan_runs import run_plan
+from tests.plan_runs import assert_failed_at, run_plan
 
 E1 = PLANS / "safety" / "E1-speed-auto-lock.yaml"
 A1 = PLANS / "safety" / "A1-plug-overcurrent.yaml"
@@ -53,20 +53,16 @@ def test_plan_fails_on_matching_defect(
     plan: Path, defect: str, step: str, category: str, words: str, tmp_path: Path
 ) -> None:
     record = run_plan(plan, [defect], tmp_path)
-    assert record.status is Status.FAILED, f"{defect} was not caught: {record.reason}"
-    assert record.category == category
-    assert f"step {step} " in record.reason
-    assert words in record.reason, record.reason
-    failed = [s for s in record.steps if s.status is Status.FAILED]
-    assert [s.id for s in failed] == [step]
-    # teardown still ran after the failure
-    teardown = [s for s in record.steps if s.section == "teardown"]
-    assert all(s.status is Status.PASSED for s in teardown)
+    assert_failed_at(record, step, category, words)
 
 
 def test_late_lock_reports_its_measured_latency(tmp_path: Path) -> None:
     record = run_plan(E1, ["ev:slow_auto_lock"], tmp_path)
     step = next(s for s in record.steps if s.id == "locked-after-threshold")
     assert step.observed["anchor"].startswith("ev.DRIVE_Status.VehicleSpeed rose through")
-    # the emulator locks 1.0 s after crossing: measured on frame timestamps
-    assert 0.9 <= step.observed["latency_s"] <= 1.2
+    # the emulator locks 1.0 s after crossing, measured on frame timestamps: never
+    # sooner, later by the frame cycle and however late a loaded machine runs its timer
+    latency = step.observed["latency_s"]
+    assert 0.9 <= latency < 5.0
+    reported_ms = float(record.reason.split("first met ")[1].split(" ms after")[0])
+    assert abs(reported_ms - latency * 1000) <= 1.0  # the reason quotes the same latency
