@@ -28,6 +28,10 @@ Figures (median of ``HIL_BENCH_REPS`` interleaved runs):
   bare_consumer_rate / hil_consumer_rate  consumer-only frames per second
         (goal for hil ≥ 50,000)                                        [frames/s]
   hil_consumer_ratio     hil / bare consumer-only cost per frame
+  bare_consumer_cpu_rate / hil_consumer_cpu_rate  the same runs, frames per CPU
+        second of the process (the producer has finished): hil's reader thread and
+        its checking thread hand frames over, which on a loaded machine costs wall
+        time waiting to be scheduled but no CPU                        [frames/s]
   hil_invariants_watched   the plan's invariant plus the car type's safety envelope
   hil_invariant_evaluations  verdicts in the last streaming run (at least N: every
         frame judged by every invariant whose signals it carries)
@@ -91,19 +95,31 @@ def frames(n: int) -> list[can.Message]:
 
 
 class Producer(threading.Thread):
-    """Sends the frames as fast as it can; records when it started."""
+    """Sends the frames as fast as it can; records when it started.
 
-    def __init__(self, channel: str, batch: list[can.Message]) -> None:
+    Given ``after_first``, it sends the first frame, then waits for that event
+    before it sends the rest.
+    """
+
+    def __init__(
+        self,
+        channel: str,
+        batch: list[can.Message],
+        after_first: threading.Event | None = None,
+    ) -> None:
         super().__init__(name="bench-producer", daemon=True)
         self.batch = batch
         self.bus = can.Bus(interface="virtual", channel=channel)
+        self.after_first = after_first
         self.t0 = 0.0
 
     def run(self) -> None:
         self.t0 = time.perf_counter()
         send = self.bus.send
-        for frame in self.batch:
+        for i, frame in enumerate(self.batch):
             send(frame)
+            if i == 0 and self.after_first is not None:
+                self.after_first.wait(WAIT_S)
 
     def finish(self) -> None:
         self.join(WAIT_S)
@@ -132,17 +148,18 @@ def bare_stream(batch: list[can.Message]) -> float:
     return (end - producer.t0) / len(batch)
 
 
-def bare_prefilled(batch: list[can.Message]) -> float:
-    """Frames per second of the bare consumer alone, every frame queued before."""
+def bare_prefilled(batch: list[can.Message]) -> tuple[float, float]:
+    """Frames per wall and per CPU second of the bare consumer alone, every frame
+    queued before."""
     channel = f"bench-{uuid.uuid4().hex[:8]}"
     with can.Bus(interface="virtual", channel=channel) as bus:
         producer = Producer(channel, batch)
         producer.start()
         producer.finish()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         consume(bus, len(batch))
-        end = time.perf_counter()
-    return len(batch) / (end - start)
+        end, cpu = time.perf_counter(), time.process_time() - cpu
+    return len(batch) / (end - start), len(batch) / cpu
 
 
 def write_setup(folder: Path, channel: str) -> tuple[Path, Path]:
@@ -255,27 +272,28 @@ class Gate:
             self.release.wait(WAIT_S)
 
 
-def hil_prefilled(folder: Path, batch: list[can.Message]) -> float:
-    """Frames per second of hil's consumer alone (reader thread, capture, decode and
-    the invariant checks), every frame but the first few queued in its bus before."""
+def hil_prefilled(folder: Path, batch: list[can.Message]) -> tuple[float, float]:
+    """Frames per wall and per CPU second of hil's consumer alone (reader thread,
+    capture, decode and the invariant checks), every frame but the first queued in
+    its bus before. The producer has finished: the process's CPU is the consumer's."""
     with hil_bench(folder) as setup:
         gate = Gate()
         setup.capture.add_listener(gate)
-        producer = Producer(setup.channel, batch)
+        producer = Producer(setup.channel, batch, after_first=gate.holding)
         producer.start()
         if not gate.holding.wait(WAIT_S):
             raise SystemExit("hil's reader thread never saw the first frame")
         producer.finish()
-        before = setup.capture.seq  # the batch the reader took before the gate held it
+        before = setup.capture.seq  # the first frame, taken before the gate held the reader
         judge_all(setup, before)  # judged before the clock starts
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         gate.release.set()
         judge_all(setup, len(batch))
-        end = time.perf_counter()
+        end, cpu = time.perf_counter(), time.process_time() - cpu
         setup.capture.remove_listener(gate)
     if setup.watch.evaluations < len(batch):
         raise SystemExit(f"{setup.watch.evaluations} verdicts for {len(batch)} frames")
-    return (len(batch) - before) / (end - start)
+    return (len(batch) - before) / (end - start), (len(batch) - before) / cpu
 
 
 def main() -> None:
@@ -287,8 +305,8 @@ def main() -> None:
         hil_stream(folder, warm)
         bare_wall: list[float] = []
         hil_wall: list[float] = []
-        bare_rate: list[float] = []
-        hil_rate: list[float] = []
+        bare_rate: list[tuple[float, float]] = []
+        hil_rate: list[tuple[float, float]] = []
         evaluations = reused = 0
         for _ in range(REPS):  # interleaved: both loops see the same machine state
             bare_wall.append(bare_stream(batch))
@@ -299,7 +317,10 @@ def main() -> None:
         with hil_bench(folder) as setup:
             invariants = setup.invariants
     b_wall, h_wall = statistics.median(bare_wall), statistics.median(hil_wall)
-    b_rate, h_rate = statistics.median(bare_rate), statistics.median(hil_rate)
+    b_rate = statistics.median(x[0] for x in bare_rate)
+    h_rate = statistics.median(x[0] for x in hil_rate)
+    b_cpu = statistics.median(x[1] for x in bare_rate)
+    h_cpu = statistics.median(x[1] for x in hil_rate)
     emit("stream_frames", N, "frames")
     emit("bare_stream_per_frame", b_wall * 1e6, "us")
     emit("hil_stream_per_frame", h_wall * 1e6, "us")
@@ -307,6 +328,8 @@ def main() -> None:
     emit("bare_consumer_rate", b_rate, "frames/s")
     emit("hil_consumer_rate", h_rate, "frames/s")
     emit("hil_consumer_ratio", b_rate / h_rate, "x")
+    emit("bare_consumer_cpu_rate", b_cpu, "frames/s")
+    emit("hil_consumer_cpu_rate", h_cpu, "frames/s")
     emit("hil_invariants_watched", invariants, "invariants")
     emit("hil_invariant_evaluations", evaluations, "evaluations")
     emit("hil_invariant_reused", reused, "evaluations")

@@ -10,7 +10,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from hil.bench.bench import Bench
 from hil.plan.conditions import Condition
@@ -19,8 +20,7 @@ from hil.plan.resolved import SignalRef
 QUERY_PERIOD_S = 0.1
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):  # a tuple: one is made per frame of a busy bus
     t: float
     values: tuple[Any, ...]  # None where a signal has not been seen yet
     previous: tuple[Any, ...]  # the values just before this observation
@@ -79,29 +79,29 @@ class Timeline:
         invariants are judged here on every frame of a busy bus.
         """
         rows = whole.frames(whole.message, last)
-        names, since, current = whole.names, self.since, self.current
+        since, baseline, pick = self.since, self.baseline, whole.pick
         states: list[State] = []
-        previous = tuple(current)
-        seen = last
-        count = len(rows)
+        append = states.append
+        previous = values = tuple(self.current)
+        seen, taken, count = last, 0, len(rows)
         for k in range(count):
             t, decoded = rows[k]
             if t <= last:
                 continue
-            for i, name in enumerate(names):
-                current[i] = decoded[name]
-            if t < since or None in self.baseline:
-                for i, value in enumerate(current):
-                    if t < since or self.baseline[i] is None:
-                        self.baseline[i] = value
-            self.count += len(names)
+            values = pick(decoded)
+            if t < since or None in baseline:
+                for i, value in enumerate(values):
+                    if t < since or baseline[i] is None:
+                        baseline[i] = value
+            taken += 1
             seen = t
             if k + 1 < count and rows[k + 1][0] == t:
                 continue  # frames of one timestamp form one state
-            values = tuple(current)
-            states.append(State(max(t, since), values, previous))
+            append(State(t if t > since else since, values, previous))
             previous = values
-        self._seen = [seen] * len(names)
+        self.current[:] = values
+        self.count += taken * len(values)
+        self._seen = [seen] * len(values)
         return states
 
     def _advance_samples(self) -> list[State]:
@@ -160,7 +160,8 @@ class _WholeFrames:
 
     frames: Callable[[str, float], list[tuple[float, dict[str, Any]]]]
     message: str
-    names: tuple[str, ...]  # each signal's key in a decoded frame
+    # the signals' values in a decoded frame, as a tuple in the timeline's order
+    pick: Callable[[dict[str, Any]], tuple[Any, ...]]
 
 
 def _one_frame(
@@ -175,7 +176,11 @@ def _one_frame(
     prefix = message + "."
     if not callable(read) or not all(ref.name.startswith(prefix) for ref in signals):
         return None
-    return _WholeFrames(read, message, tuple(ref.name[len(prefix) :] for ref in signals))
+    names = [ref.name[len(prefix) :] for ref in signals]
+    if len(names) == 1:  # itemgetter of one key gives the value, not a tuple
+        only = names[0]
+        return _WholeFrames(read, message, lambda decoded: (decoded[only],))
+    return _WholeFrames(read, message, itemgetter(*names))
 
 
 def _frame_of(bench: Bench, ref: SignalRef) -> tuple[str, str] | None:

@@ -18,7 +18,7 @@ import can
 from hil.bench.bench import Bench
 from hil.expressions import ExpressionError
 from hil.plan.resolved import InvariantCheck, SignalRef
-from hil.plan.timeline import State, Timeline
+from hil.plan.timeline import Timeline
 
 WINDOW_S = 0.5  # evidence of a violation: what the wire carried this long either side
 
@@ -74,48 +74,56 @@ class InvariantWatch:
     def check(self) -> Violation | None:
         """The first violation among observations since the last check, or None."""
         since = self._since
-        for watched in self._watched:
-            if not watched.pure:
-                watched.held = None
-            for state in watched.line.advance():
-                if state.t <= since:
-                    # made only of reports from before the plan (a plug's last current
-                    # before an earlier plan tripped it): context for what comes, not a
-                    # verdict on this plan; each later observation is judged with it
-                    continue
-                current = state.values
-                if None in current:
-                    continue  # not every signal seen yet: nothing to judge
-                self.evaluations += 1
-                if current == watched.held and tuple(map(type, current)) == watched.held_types:
-                    self.reused += 1
-                    continue
-                violation = self._judge(watched, state)
-                if violation is not None:
+        evaluations = reused = 0  # counted locally: this loop runs per frame
+        try:
+            for watched in self._watched:
+                if not watched.pure:
                     watched.held = None
-                    return violation
-                watched.held = current
-                watched.held_types = tuple(map(type, current))
-        return None
+                held, held_types = watched.held, watched.held_types
+                for t, current, _ in watched.line.advance():
+                    if t <= since:
+                        # made only of reports from before the plan (a plug's last current
+                        # before an earlier plan tripped it): context for what comes, not a
+                        # verdict on this plan; each later observation is judged with it
+                        continue
+                    if None in current:
+                        continue  # not every signal seen yet: nothing to judge
+                    evaluations += 1
+                    if current == held and tuple(map(type, current)) == held_types:
+                        reused += 1
+                        continue
+                    violation = self._judge(watched, t, current)
+                    if violation is not None:
+                        watched.held = None
+                        return violation
+                    held = watched.held = current
+                    held_types = watched.held_types = tuple(map(type, current))
+            return None
+        finally:
+            self.evaluations += evaluations
+            self.reused += reused
 
-    def _judge(self, watched: _Watched, state: State) -> Violation | None:
+    def _judge(self, watched: _Watched, t: float, current: tuple[Any, ...]) -> Violation | None:
         inv = watched.inv
-        values = dict(zip(watched.texts, state.values, strict=True))
+        values = dict(zip(watched.texts, current, strict=True))
         for i, label in watched.labels:
-            values[watched.texts[i]] = label(state.values[i])
+            values[watched.texts[i]] = label(current[i])
         lookup = self._lookup
         try:
-            held = inv.expr.evaluate(lambda n: values[n] if n in values else lookup(n))
+            if watched.pure:  # every name is one of its signals
+                held = inv.expr.compiled(values.__getitem__)
+            else:
+                held = inv.expr.evaluate(lambda n: values[n] if n in values else lookup(n))
         except ExpressionError as err:
             held = f"not computable: {err.reason}"
         if held is True:
             return None
         shown = ", ".join(f"{k} = {v}" for k, v in values.items())
         return Violation(
-            f"invariant {inv.id} ({inv.name}) violated at t={state.t:.6f}: {shown}"
+            f"invariant {inv.id} ({inv.name}) violated at t={t:.6f}: {shown}"
             + (f" ({held})" if isinstance(held, str) else ""),
-            {"invariant": inv.id, "violation_t": state.t, "values": values},
-            state.t,
+            {"invariant": inv.id, "violation_t": t, "values": values},
+            t,
             inv.signals,
         )
 
