@@ -11,8 +11,11 @@ the ``get_down`` that carried the request to the moment the caller has the
 * **hil**: ``MiotModuleDriver.request()`` queued beforehand; t0 = the capture
   timestamp of that ``get_down``, t1 = when ``request()`` returns to the caller.
 
-Figures: ``bare_serial_rtt_p50/_p99``, ``hil_serial_rtt_p50/_p99`` [us] and the
-ratios (goal ≤ 1.2). ``HIL_BENCH_RTT_N`` trips (default 1000) after 50 warm-up.
+Each side has its own emulated plug (both polling all along, on the same MCU
+loop); the two run interleaved in blocks of 100 trips so both see the same
+machine. Figures: ``bare_serial_rtt_p50/_p99``, ``hil_serial_rtt_p50/_p99`` [us]
+and the ratios (goal ≤ 1.2), printed by ``_report.latency_row``.
+``HIL_BENCH_RTT_N`` trips (default 1000) after 50 warm-up.
 
     .venv/bin/python benchmarks/serial_rtt.py
 """
@@ -35,6 +38,7 @@ from hil.standalone import EmulatorHost
 
 N = env_int("HIL_BENCH_RTT_N", 1000)
 WARMUP = 50
+BLOCK = 100
 PLUG = {
     "type": "smart_plug",
     "emulated": True,
@@ -43,47 +47,40 @@ PLUG = {
 }
 
 
-def bare(bench_path: Path) -> list[float]:
-    """Round trips of a bare pyserial module loop on the emulated plug's pty."""
+def bare_trips(port: serial.Serial, n: int) -> list[float]:
+    """``n`` round trips of a bare pyserial module loop on its own plug's pty."""
+    port.reset_input_buffer()  # the polls that queued up while the other side ran
     samples: list[float] = []
-    with EmulatorHost(load_bench(bench_path), ["smart_plug"]) as host:
-        path = str(host.emulators["smart_plug"].endpoint["url"])
-        with serial.Serial(path, 115200, timeout=2.0) as port:
-            for i in range(WARMUP + N):
-                t0 = None
-                while True:
-                    line = port.read_until(b"\r")
-                    if not line:
-                        raise SystemExit("bare: the MCU went quiet")
-                    word = line.strip().split(b" ", 1)[0]
-                    if word == b"get_down" and t0 is None:
-                        t0 = time.perf_counter()
-                        port.write(b"down get_properties 2 1\r")
-                    elif word == b"get_down":
-                        port.write(b"down none\r")
-                    elif word in (b"model", b"mcu_version", b"properties_changed"):
-                        port.write(b"ok\r")
-                    elif word == b"result" and t0 is not None:
-                        break
-                if i >= WARMUP:
-                    samples.append(time.perf_counter() - t0)
+    for _ in range(n):
+        t0 = None
+        while True:
+            line = port.read_until(b"\r")
+            if not line:
+                raise SystemExit("bare: the MCU went quiet")
+            word = line.strip().split(b" ", 1)[0]
+            if word == b"get_down" and t0 is None:
+                t0 = time.perf_counter()
+                port.write(b"down get_properties 2 1\r")
+            elif word == b"get_down":
+                port.write(b"down none\r")
+            elif word in (b"model", b"mcu_version", b"properties_changed"):
+                port.write(b"ok\r")
+            elif word == b"result" and t0 is not None:
+                break
+        samples.append(time.perf_counter() - t0)
     return samples
 
 
-def hil(bench_path: Path) -> list[float]:
-    """Round trips of ``MiotModuleDriver.request()``, from the carrying get_down on."""
+def hil_trips(driver: MiotModuleDriver, n: int) -> list[float]:
+    """``n`` round trips of ``MiotModuleDriver.request()``, from the carrying get_down on."""
     trips: list[tuple[float, float]] = []
-    with Bench(load_bench(bench_path)) as bench:
-        driver = bench.get("smart_plug")
-        assert isinstance(driver, MiotModuleDriver)
-        for i in range(WARMUP + N):
-            request = driver.request("get_properties", 2, 1)
-            done = time.time()
-            assert request.reply is not None and request.reply.command == "result"
-            assert request.t_sent is not None
-            if i >= WARMUP:
-                trips.append((request.t_sent, done))
-        polls = [r.t for r in driver.transport.capture.records() if r.data == "get_down"]
+    for _ in range(n):
+        request = driver.request("get_properties", 2, 1)
+        done = time.time()
+        assert request.reply is not None and request.reply.command == "result"
+        assert request.t_sent is not None
+        trips.append((request.t_sent, done))
+    polls = [r.t for r in driver.transport.capture.records() if r.data == "get_down"]
     samples = []
     for sent, done in trips:
         k = bisect.bisect_right(polls, sent) - 1
@@ -92,11 +89,27 @@ def hil(bench_path: Path) -> list[float]:
 
 
 def main() -> None:
+    bare: list[float] = []
+    hil: list[float] = []
     with tempfile.TemporaryDirectory(prefix="hil-serial-rtt-") as tmp:
-        bench_path = write_bench(Path(tmp), "serial-rtt", {"smart_plug": PLUG})
-        b = bare(bench_path)
-        h = hil(bench_path)
-    latency_row("serial", h, b)
+        # two plugs, both polling all along: the bare loop's and the bench's
+        bare_bench = write_bench(Path(tmp), "serial-rtt-bare", {"smart_plug": PLUG})
+        hil_bench = write_bench(Path(tmp), "serial-rtt-hil", {"smart_plug": PLUG})
+        with (
+            EmulatorHost(load_bench(bare_bench), ["smart_plug"]) as host,
+            serial.Serial(
+                str(host.emulators["smart_plug"].endpoint["url"]), 115200, timeout=2.0
+            ) as port,
+            Bench(load_bench(hil_bench)) as bench,
+        ):
+            driver = bench.get("smart_plug")
+            assert isinstance(driver, MiotModuleDriver)
+            bare_trips(port, WARMUP)
+            hil_trips(driver, WARMUP)
+            while len(hil) < N:  # interleaved, so both see the same machine
+                bare += bare_trips(port, BLOCK)
+                hil += hil_trips(driver, BLOCK)
+    latency_row("serial", hil, bare)
 
 
 if __name__ == "__main__":
