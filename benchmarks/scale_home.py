@@ -17,6 +17,9 @@ Figures:
   scale_threads          threads of the process, bench open
   scale_idle_cpu         CPU of the open, idle home over 5 s (% of one core), and
                          per device: what its polling threads cost before any plan
+  scale_threads_per_role_max  threads of the most numerous kind (device names
+                         folded to ``<device>``); the census itself is printed as
+                         ``#`` lines, so a kind that scales with devices shows
   scale_X2_passed / scale_X3_passed   1 when the plan passed within its bounds
   scale_X2_s / scale_X3_s   wall time of each plan                          [s]
 
@@ -28,6 +31,7 @@ baseline: ``base_X2_s`` / ``base_X3_s``.
 
 from __future__ import annotations
 
+import collections
 import copy
 import os
 import shutil
@@ -89,6 +93,20 @@ def _status(field: str) -> int:
     raise SystemExit(f"/proc/self/status has no {field}")
 
 
+def thread_census(devices: list[str]) -> collections.Counter[str]:
+    """Threads by kind: each name with the device it serves folded to ``<device>``."""
+    longest_first = sorted(devices, key=len, reverse=True)
+    census: collections.Counter[str] = collections.Counter()
+    for thread in threading.enumerate():
+        name = thread.name
+        for device in longest_first:
+            if f"-{device}" in name:
+                name = name.replace(f"-{device}", "-<device>", 1)
+                break
+        census[name] += 1
+    return census
+
+
 def run_plans(bench: Bench, evidence: Path) -> dict[str, tuple[bool, float, str]]:
     """Each plan's (passed, seconds, reason) on the open bench."""
     out = {}
@@ -116,6 +134,7 @@ def main() -> None:
         with Bench(home) as bench:
             opened = time.perf_counter() - start
             rss1, threads1 = _status("VmRSS"), threading.active_count()
+            census = thread_census(list(home.config.devices))
             cpu0, wall0 = time.process_time(), time.perf_counter()
             time.sleep(IDLE_S)  # the home idles: MCUs poll, readers wait, the hub ticks
             idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
@@ -130,6 +149,11 @@ def main() -> None:
     emit("scale_threads", threads1, "threads")
     emit("scale_idle_cpu", idle_cpu * 100, "%")
     emit("scale_idle_cpu_per_device", idle_cpu * 100 / devices, "%")
+    emit("scale_threads_per_role_max", max(census.values()), "threads")
+    for kind, count in census.most_common():
+        if count > 1:
+            print(f"# threads {kind}: {count}")
+    print(f"# threads of one kind each: {sum(1 for c in census.values() if c == 1)}")
     for plan_id in PLANS:
         ok, seconds, reason = scaled[plan_id]
         emit(f"scale_{plan_id}_passed", int(ok), "bool")
