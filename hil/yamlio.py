@@ -58,8 +58,42 @@ _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _SCALAR_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "merge")
 )
+_STR_TAG = "tag:yaml.org,2002:str"
+_QUOTES = ("'", '"')
 # libyaml's parser (same marks, several times faster) where PyYAML was built with it
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_FLATTEN_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+_RESOLVED_MAX = 8192  # distinct short plain scalars remembered (keys, units, ids, numbers)
+_RESOLVED_LEN = 64  # longer ones (titles, descriptions) rarely repeat
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """The safe loader, remembering how plain scalars resolve.
+
+    PyYAML resolves the tag of every plain scalar by trying its implicit
+    resolvers' regexes; a plan repeats the same keys and values (``signal``,
+    ``within``, ``"2 s"``) hundreds of times. Without path resolvers (the safe
+    loader has none) the tag of a plain scalar depends on its text alone, so the
+    answer is kept per text.
+    """
+
+    _resolved: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode or not implicit[0] or len(value) > _RESOLVED_LEN:
+            return super().resolve(kind, value, implicit)
+        resolved = self._resolved
+        tag = resolved.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(resolved) >= _RESOLVED_MAX:
+                resolved.clear()
+            resolved[value] = tag
+        return tag
+
+
+# the cache above is only right while no resolver depends on the node's path
+assert not _Loader.yaml_path_resolvers
 
 
 class _Builder:
@@ -68,6 +102,11 @@ class _Builder:
         self.loader = loader
         self.locs = locs
         self.count = 0
+        # a scalar's constructor called directly: construct_object's bookkeeping (alias
+        # cache, recursion guard) is for collections, and collections are built here
+        self.constructors = {
+            tag: c for tag, c in type(loader).yaml_constructors.items() if tag in _SCALAR_TAGS
+        }
 
     def fail(self, node: yaml.Node, message: str) -> ConfigError:
         mark = node.start_mark
@@ -83,29 +122,39 @@ class _Builder:
             )
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
-        self.locs.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
-            # collections are built here, not by PyYAML's constructor, so the tag
-            # check it would make has to be made here: no !!python/object & co.
-            raise self.fail(node, f"tag {node.tag!r} is not allowed; hil files are plain YAML data")
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        marks = self.locs.marks
+        if path not in marks:  # the first sight wins (a merged key seen again)
+            mark = node.start_mark
+            marks[path] = (mark.line + 1, mark.column + 1)
+        tag = node.tag
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if tag not in _PLAIN_TAGS:
+                # collections are built here, not by PyYAML's constructor, so the tag
+                # check it would make has to be made here: no !!python/object & co.
+                raise self.fail(node, f"tag {tag!r} is not allowed; hil files are plain YAML data")
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if node.tag not in _SCALAR_TAGS:
-            raise self.fail(node, f"tag {node.tag!r} is not allowed; hil files are plain YAML data")
-        if getattr(node, "style", None) in ("'", '"'):
+        if tag not in _SCALAR_TAGS:
+            raise self.fail(node, f"tag {tag!r} is not allowed; hil files are plain YAML data")
+        if getattr(node, "style", None) in _QUOTES:
             self.locs.quoted.add(path)
+        if tag == _STR_TAG:
+            return node.value  # what construct_yaml_str returns for a scalar
+        constructor = self.constructors.get(tag)
         try:
-            return self.loader.construct_object(node, deep=True)
+            if constructor is None:  # "<<" out of place: PyYAML's own error says so
+                return self.loader.construct_object(node, deep=True)
+            return constructor(self.loader, node)
         except yaml.YAMLError as err:
             raise self.fail(node, f"invalid value: {_problem(err)}") from err
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
-        try:
-            self.loader.flatten_mapping(node)  # resolves "<<" merge keys
-        except yaml.YAMLError as err:
-            raise self.fail(node, f"invalid merge: {_problem(err)}") from err
+        if not _FLATTEN_KEY_TAGS.isdisjoint([k.tag for k, _ in node.value]):
+            try:
+                self.loader.flatten_mapping(node)  # resolves "<<" merge keys
+            except yaml.YAMLError as err:
+                raise self.fail(node, f"invalid merge: {_problem(err)}") from err
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
