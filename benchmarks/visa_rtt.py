@@ -9,8 +9,9 @@ both ask for the numeric values (``:NUMeric:NORMal:VALue?``):
   carrying the capture timestamp.
 
 Figures: ``bare_visa_rtt_p50/_p99``, ``hil_visa_rtt_p50/_p99`` [us] and the ratios
-(goal ≤ 1.2); ``HIL_BENCH_RTT_N`` trips (default 2000) after 100 warm-up, the two
-interleaved in blocks of 100 so both see the same machine.
+(goal ≤ 1.2), printed by ``_report.latency_row``; ``HIL_BENCH_RTT_N`` trips
+(default 2000) after 100 warm-up, the two interleaved in blocks of 100 so both
+see the same machine.
 
     .venv/bin/python benchmarks/visa_rtt.py
 """
@@ -22,7 +23,8 @@ import time
 from pathlib import Path
 
 import pyvisa
-from figures import emit, env_int, pct, write_bench
+from _report import latency_row
+from figures import env_int, write_bench
 
 from devices.power_analyzer.driver import VALUE_QUERY
 from hil.bench.bench import Bench
@@ -71,11 +73,7 @@ def main() -> None:
             finally:
                 inst.close()
                 rm.close()
-    for name, got in (("bare_visa", bare), ("hil_visa", hil)):
-        emit(f"{name}_rtt_p50", pct(got, 50) * 1e6, "us")
-        emit(f"{name}_rtt_p99", pct(got, 99) * 1e6, "us")
-    emit("hil_visa_rtt_p50_ratio", pct(hil, 50) / pct(bare, 50), "x")
-    emit("hil_visa_rtt_p99_ratio", pct(hil, 99) / pct(bare, 99), "x")
+    latency_row("visa", hil, bare)
 
 
 if __name__ == "__main__":
