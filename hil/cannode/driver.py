@@ -1,11 +1,12 @@
 """A generic driver for any CAN node described by a cantools database.
 
-The transport's reader thread stores raw frames only; this driver decodes
-them lazily, once each, when a signal is asked for. A capture listener hands
-it each new frame of a known id (one list append on the reader thread), so a
-poll costs the frames that are new since the last poll, not the length of
-the capture. Frames that fail E2E verification are dropped and counted, as
-a real receiver would drop them.
+The transport stores raw frames only; this driver decodes them lazily, once
+each, when a signal is asked for (``hil.cannode.frame_log``). A capture listener
+hands it each new frame of a known id (one list append on the receiving
+thread), so a poll costs the frames that are new since the last poll, not the
+length of the capture. Frames that fail E2E verification are dropped and
+counted, as a real receiver would drop them. A wait receives from the bus on
+its own thread (``CanTransport.pump``), so an answer wakes it directly.
 """
 
 from __future__ import annotations
@@ -26,60 +27,16 @@ from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
 from hil.cannode.definition import initial_value
 from hil.cannode.e2e import BAD_CHECKSUM, FAULT_FIELD, FAULTS, E2EProfile, encode
+from hil.cannode.frame_log import DEDUPE_WINDOW_S, FrameLog
 from hil.cannode.link_health import LinkHealth
 from hil.errors import ConfigError, DeviceTimeout, did_you_mean
 from hil.transports.can import CanTransport
-from hil.transports.capture import RX, Record
+from hil.transports.capture import Record
 
 Database = cantools.database.can.Database
 Message = cantools.database.can.Message
 
-_DEDUPE_WINDOW_S = 0.5  # longer than any listener call racing the initial snapshot
-_SEED_TAIL = 256
 _WAIT_TICK_S = 0.05  # a waiter looks at the link at least this often
-
-
-class _FrameLog:
-    """Decoded history of one frame id: parallel lists of times and signal dicts."""
-
-    __slots__ = (
-        "message",
-        "multiplexed",
-        "pending",
-        "seed_seen",
-        "seed_tail",
-        "seed_until",
-        "ts",
-        "values",
-    )
-
-    def __init__(self, message: Message) -> None:
-        self.message = message
-        self.multiplexed = any(s.multiplexer_ids for s in message.signals)
-        self.pending: list[Record[can.Message]] = []
-        self.ts: list[float] = []
-        self.values: list[dict[str, Any]] = []
-        self.seed_tail: dict[int, Record[can.Message]] = {}
-        self.seed_seen: set[int] = set()
-        self.seed_until = 0.0
-
-
-def _drop_seed_duplicates(
-    log: _FrameLog, batch: list[Record[can.Message]]
-) -> list[Record[can.Message]]:
-    """Keep the first delivery of each seeded frame (snapshot or listener)."""
-    tail, seen = log.seed_tail, log.seed_seen
-    kept = []
-    for rec in batch:
-        key = id(rec)  # unique: the tail dict keeps every seeded record alive
-        if key in tail:
-            if key in seen:
-                continue
-            seen.add(key)
-        kept.append(rec)
-    if time.monotonic() > log.seed_until:
-        log.seed_tail, log.seed_seen = {}, set()
-    return kept
 
 
 class CanNodeDriver:
@@ -115,16 +72,17 @@ class CanNodeDriver:
         self._sender = e2e.sender() if e2e else None
         self._sticky = frozenset(sticky)
         self._last_sent: dict[str, dict[str, Any]] = {}
+        self._initial: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
         pulse = db.get_message_by_name(self.PULSE) if self.PULSE else None
         self._health = LinkHealth(
             name, transport, (pulse.frame_id, pulse.name, pulse.cycle_time) if pulse else None
         )
-        self._logs: dict[int, _FrameLog] = {
-            m.frame_id: _FrameLog(m) for m in db.messages if not m.is_container
+        self._logs: dict[int, FrameLog] = {
+            m.frame_id: FrameLog(m) for m in db.messages if not m.is_container
         }
-        self._by_signal: dict[str, tuple[_FrameLog, str]] = {}
+        self._by_signal: dict[str, tuple[FrameLog, str]] = {}
         for log in self._logs.values():
             for s in log.message.signals:
                 self._by_signal[f"{log.message.name}.{s.name}"] = (log, s.name)
@@ -135,7 +93,8 @@ class CanNodeDriver:
     # -- capture intake ---------------------------------------------------
 
     def _on_record(self, rec: Record[Any]) -> None:
-        # Runs on the transport's reader thread: keep it to a lookup and an append.
+        # Runs on whichever thread receives from the bus (the transport's reader, or
+        # a waiter in its pump): keep it to a lookup and an append.
         log = self._logs.get(rec.data.arbitration_id)
         if log is not None:
             log.pending.append(rec)
@@ -143,59 +102,19 @@ class CanNodeDriver:
             self._health.on_error_frame(rec.t)
 
     def _seed(self, records: Any) -> None:
-        """Take frames captured before this driver existed.
-
-        The listener is registered first, so a frame appended while the
-        snapshot is taken may arrive both ways; the snapshot's tail is kept
-        for a moment to drop such duplicates.
-        """
-        until = time.monotonic() + _DEDUPE_WINDOW_S
+        """Take frames captured before this driver existed (see ``FrameLog.seed``)."""
+        until = time.monotonic() + DEDUPE_WINDOW_S
         for frame_id, log in self._logs.items():
-            snapshot: list[Record[can.Message]] = records(key=frame_id)
-            if not snapshot:
-                continue
-            log.seed_tail = {id(r): r for r in snapshot[-_SEED_TAIL:]}
-            log.seed_until = until
-            log.pending[0:0] = snapshot
+            log.seed(records(key=frame_id), until)
 
-    def _update(self, log: _FrameLog) -> None:
+    def _update(self, log: FrameLog) -> None:
         """Decode what arrived since the last call (caller holds ``_lock``)."""
-        pending = log.pending
-        n = len(pending)
-        if not n:
-            return
-        batch = pending[:n]
-        del pending[:n]  # the listener may append meanwhile; only these n go
-        if log.seed_tail:
-            batch = _drop_seed_duplicates(log, batch)
-        decode: Any = log.message.decode_simple  # takes the bytearray as is: no copy
-        receiver = self._receiver
         spec = self.e2e.by_frame_id(log.message.frame_id) if self.e2e else None
-        ts_append, values_append = log.ts.append, log.values.append
-        for rec in batch:
-            frame = rec.data
-            try:
-                decoded: dict[str, Any] = decode(frame.data, False, True)
-            except Exception:  # truncated frame, unknown multiplexer value
-                self.decode_errors += 1
-                continue
-            if (
-                spec is not None
-                and receiver is not None
-                and rec.direction == RX
-                and receiver.verify(spec.frame_id, frame.data, int(decoded[spec.counter]))
-            ):
-                continue
-            ts_append(rec.t)
-            values_append(decoded)
-        excess = len(log.ts) - self.history
-        if excess > 0:
-            del log.ts[:excess]
-            del log.values[:excess]
+        self.decode_errors += log.update(self._receiver, spec, self.history)
 
     # -- names --------------------------------------------------------------
 
-    def _resolve(self, signal: str) -> tuple[_FrameLog, str]:
+    def _resolve(self, signal: str) -> tuple[FrameLog, str]:
         try:
             return self._by_signal[signal]
         except KeyError:
@@ -385,8 +304,12 @@ class CanNodeDriver:
     def _defaults(self, message: Message) -> dict[str, Any]:
         if message.name in self._sticky and message.name in self._last_sent:
             return dict(self._last_sent[message.name])
-        hidden = self.e2e.protection_signals(message.name) if self.e2e else frozenset()
-        return {s.name: initial_value(s) for s in message.signals if s.name not in hidden}
+        initial = self._initial.get(message.name)
+        if initial is None:  # the database never changes: worked out once per message
+            hidden = self.e2e.protection_signals(message.name) if self.e2e else frozenset()
+            initial = {s.name: initial_value(s) for s in message.signals if s.name not in hidden}
+            self._initial[message.name] = initial
+        return dict(initial)
 
     # -- device-level ---------------------------------------------------------
 
