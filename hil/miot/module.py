@@ -1,9 +1,9 @@
 """The bench side of the MIoT link: the driver plays the Wi-Fi module.
 
-The appliance MCU drives the conversation (it polls with ``get_down``), so
-everything happens on the serial transport's reader thread: boot lines are
-acknowledged, each poll is answered with the next queued downlink, reports
-are acknowledged and recorded as observations. Callers of ``get``/``set``/
+The appliance MCU drives the conversation (it polls with ``get_down``), so all
+happens where the transport reads (a local port: the shared selector loop, so
+nothing here blocks): boot lines are acked, each poll is answered with the next
+queued downlink, reports are acked and recorded. Callers of ``get``/``set``/
 ``action`` queue a downlink and wait — at most the platform's 4 s RPC
 timeout — for the MCU's ``result``.
 """
