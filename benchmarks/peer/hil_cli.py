@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _pb import emit, env_int, median, note, now  # type: ignore[import-not-found]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchplan
+from _pb import env_int, note, now  # type: ignore[import-not-found]
 from benchplan import write_bench, write_plan
+from per_step import emit_per_step, work_folder
 
 N = env_int("PB_N", 1000)
 PYTEST_RUNS = env_int("PB_PYTEST_RUNS", 3)
@@ -65,17 +65,11 @@ def subprocesses(work: Path, bench_path: Path) -> None:
             wall[v].append(pytest_wall(bench_path, many, allure))
             fixed[v].append(pytest_wall(bench_path, one, allure))
     for v, name in (("plain", "hil_cli"), ("allure", "hil_cli_allure")):
-        w, f = median(wall[v]), median(fixed[v])
-        emit(f"{name}_fixed", f * 1e3, "ms")
-        emit(f"{name}_per_step", (w - f) / (N - 1) * 1e6, "us")
+        emit_per_step(name, wall[v], fixed[v], N)
 
 
 def main() -> None:
-    root = os.environ.get("PEERBENCH_TMP")
-    if root:
-        os.makedirs(root, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="hil-cli-", dir=root) as tmp:
-        work = Path(tmp)
+    with work_folder("hil-cli-") as work:
         for sub in ("cli1", f"cli{N}"):
             (work / sub).mkdir()
         subprocesses(work, write_bench(work))

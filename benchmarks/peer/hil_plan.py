@@ -21,15 +21,14 @@ The same plans as a ``pytest`` subprocess: ``hil_cli.py``.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _pb import emit, env_int, median, note, now  # type: ignore[import-not-found]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchplan
+from _pb import env_int, note, now  # type: ignore[import-not-found]
 from benchplan import write_bench, write_plan
+from per_step import emit_per_step, work_folder
 
 from hil.bench.bench import Bench
 from hil.bench.loader import load_bench
@@ -83,18 +82,11 @@ def in_process(work: Path, bench_path: Path) -> None:
                 shutil.rmtree(out)
     names = {"meas": "hil_plan", "json": "hil_plan_json", "nomeas": "hil_plan_nomeas"}
     for v, name in names.items():
-        w, f = median(wall[v]), median(fixed[v])
-        emit(f"{name}_per_step", (w - f) / (N - 1) * 1e6, "us")
-        if v == "meas":
-            emit("hil_plan_fixed", f * 1e3, "ms")
+        emit_per_step(name, wall[v], fixed[v], N, fixed=v == "meas")
 
 
 def main() -> None:
-    root = os.environ.get("PEERBENCH_TMP")
-    if root:
-        os.makedirs(root, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="hil-plan-", dir=root) as tmp:
-        work = Path(tmp)
+    with work_folder("hil-plan-") as work:
         in_process(work, write_bench(work))
     note(f"hil plan N={N} runs={RUNS}")
 
