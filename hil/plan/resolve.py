@@ -9,10 +9,11 @@ result is what the runner executes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hil.bench.definition import DeviceDefinition, SignalInfo
+from hil.bench.definition import DeviceDefinition, Envelope, SignalInfo
 from hil.errors import PlanError, did_you_mean
 from hil.expressions import Expression, ExpressionError, parse
 from hil.measure.limits import Limit
@@ -98,7 +99,7 @@ class _Resolver:
     def expression(self, source: str, loc: Loc, offset: int = 0) -> Expression:
         """A runtime expression; every name must be a parameter, saved value or signal."""
         try:
-            expr = parse(source)
+            expr = _parse(source)
         except ExpressionError as err:
             raise self.fail(loc, f"in {source!r}: {err.reason}", offset + int(err.column)) from None
         params = self.instance.values
@@ -147,7 +148,7 @@ class _Resolver:
         if source is None:
             return None
         try:
-            expr = parse(source)
+            expr = _parse(source)
         except ExpressionError as err:
             raise self.fail(loc, f"in require {source!r}: {err.reason}", int(err.column)) from None
         for name, column in expr.names():
@@ -424,13 +425,27 @@ class _Resolver:
             for env in self.defs[device].envelope:
                 loc: Loc = ("devices", i)
                 before, self.signals = self.signals, {}
-                expr = self.expression(env.for_device(device), loc)
+                expr = self.expression(_envelope_text(env, device), loc)
                 refs = tuple(self.signals.values())
                 self.signals = {**before, **self.signals}
                 line, _ = self.locs.find(loc)
                 name = f"{device} safety envelope: {env.name}"
                 out.append(InvariantCheck(f"{device}.{env.id}", name, expr, refs, line))
         return out
+
+
+# Plans repeat their expressions, and every plan using a device is watched by the
+# device type's envelopes; an Expression is immutable (frozen, its compiled form a
+# pure function of its tree), so one parse per text serves every plan. Errors are
+# not cached: a bad text raises again, with the caller's location.
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> Expression:
+    return parse(source)
+
+
+@functools.lru_cache(maxsize=1024)
+def _envelope_text(envelope: Envelope, device: str) -> str:
+    return envelope.for_device(device)
 
 
 def _saves(instance: PlanInstance) -> dict[str, str]:
