@@ -17,6 +17,9 @@ Figures:
   scale_threads          threads of the process, bench open
   scale_idle_cpu         CPU of the open, idle home over 5 s (% of one core), and
                          per device: what its polling threads cost before any plan
+  scale_idle_cpu_loops   of that, the two selector loops' threads (all the ptys of
+                         the bench side and of the MCU emulators); the CPU of each
+                         kind of thread is printed as ``#`` lines (/proc, Linux)
   scale_threads_per_role_max  threads of the most numerous kind (device names
                          folded to ``<device>``); the census itself is printed as
                          ``#`` lines, so a kind that scales with devices shows
@@ -95,16 +98,40 @@ def _status(field: str) -> int:
 
 def thread_census(devices: list[str]) -> collections.Counter[str]:
     """Threads by kind: each name with the device it serves folded to ``<device>``."""
-    longest_first = sorted(devices, key=len, reverse=True)
-    census: collections.Counter[str] = collections.Counter()
-    for thread in threading.enumerate():
-        name = thread.name
-        for device in longest_first:
-            if f"-{device}" in name:
-                name = name.replace(f"-{device}", "-<device>", 1)
-                break
-        census[name] += 1
-    return census
+    return collections.Counter(_kind(t.name, devices) for t in threading.enumerate())
+
+
+def thread_cpu_s() -> dict[int, float]:
+    """CPU seconds of each thread of this process, by native id (/proc/self/task)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / hz  # utime + stime
+    return out
+
+
+def cpu_by_kind(
+    before: dict[int, float], after: dict[int, float], seconds: float, devices: list[str]
+) -> dict[str, float]:
+    """% of one core each kind of thread used between two ``thread_cpu_s`` readings."""
+    kinds = {t.native_id: _kind(t.name, devices) for t in threading.enumerate()}
+    used: dict[str, float] = collections.defaultdict(float)
+    for tid, cpu in after.items():
+        if tid in before and tid in kinds:
+            used[kinds[tid]] += (cpu - before[tid]) / seconds * 100
+    return used
+
+
+def _kind(name: str, devices: list[str]) -> str:
+    for device in sorted(devices, key=len, reverse=True):
+        if f"-{device}" in name:
+            return name.replace(f"-{device}", "-<device>", 1)
+    return name
 
 
 def run_plans(bench: Bench, evidence: Path) -> dict[str, tuple[bool, float, str]]:
@@ -135,9 +162,11 @@ def main() -> None:
             opened = time.perf_counter() - start
             rss1, threads1 = _status("VmRSS"), threading.active_count()
             census = thread_census(list(home.config.devices))
-            cpu0, wall0 = time.process_time(), time.perf_counter()
+            cpu0, wall0, threads_cpu0 = time.process_time(), time.perf_counter(), thread_cpu_s()
             time.sleep(IDLE_S)  # the home idles: MCUs poll, readers wait, the hub ticks
-            idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+            idle_s = time.perf_counter() - wall0
+            idle_cpu = (time.process_time() - cpu0) / idle_s
+            by_kind = cpu_by_kind(threads_cpu0, thread_cpu_s(), idle_s, list(home.config.devices))
             scaled = run_plans(bench, folder / "scale")
             devices = len(home.config.devices)
     appliances = sum(1 for d in home.config.devices.values() if d.serial is not None) - 1
@@ -149,6 +178,10 @@ def main() -> None:
     emit("scale_threads", threads1, "threads")
     emit("scale_idle_cpu", idle_cpu * 100, "%")
     emit("scale_idle_cpu_per_device", idle_cpu * 100 / devices, "%")
+    loops = sum(cpu for kind, cpu in by_kind.items() if kind.startswith("hil-selector-"))
+    emit("scale_idle_cpu_loops", loops, "%")
+    for kind, cpu in sorted(by_kind.items(), key=lambda kc: -kc[1])[:8]:
+        print(f"# idle cpu {kind}: {cpu:.1f} %")
     emit("scale_threads_per_role_max", max(census.values()), "threads")
     for kind, count in census.most_common():
         if count > 1:

@@ -338,6 +338,8 @@ class MiotMcuEmulator(DownlinkMethods, Emulator):
 
     def _flush_reports(self, now: float) -> float:
         """Send the reports and events due; returns when the next one falls due."""
+        if not self._pending and not self._events:
+            return math.inf  # the idle case, every poll: whoever adds one pokes the loop
         with self._lock:
             due = [
                 k
