@@ -49,9 +49,8 @@ class Capture(Generic[T]):
         self._records: deque[Record[T]] = deque(maxlen=maxlen)
         self._by_key: dict[Hashable, deque[Record[T]]] = {}
         self._key = key
-        # a plain Lock: nothing re-enters it, and it is cheaper than the default RLock
-        # on every frame captured
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = threading.Condition()
+        self._waiting = 0  # threads in wait_beyond: notify only when someone listens
         self._seq = 0
         self._listeners: list[Listener] = []
 
@@ -84,7 +83,8 @@ class Capture(Generic[T]):
                     q = self._by_key[k] = deque(maxlen=self.maxlen)
                 q.append(rec)
             self._seq += 1
-            self._cond.notify_all()
+            if self._waiting:  # notify_all costs a few µs per frame even with no waiter
+                self._cond.notify_all()
         for listener in self._listeners:
             listener(rec)
         return rec
@@ -103,7 +103,8 @@ class Capture(Generic[T]):
                         q = by_key[k] = deque(maxlen=maxlen)
                     q.append(rec)
             self._seq += len(recs)
-            self._cond.notify_all()
+            if self._waiting:
+                self._cond.notify_all()
         for listener in self._listeners:
             for rec in recs:
                 listener(rec)
@@ -136,7 +137,11 @@ class Capture(Generic[T]):
     def wait_beyond(self, seq: int, timeout: float) -> bool:
         """Block until something newer than ``seq`` arrives, at most ``timeout`` s."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._seq > seq, timeout=max(0.0, timeout))
+            self._waiting += 1
+            try:
+                return self._cond.wait_for(lambda: self._seq > seq, timeout=max(0.0, timeout))
+            finally:
+                self._waiting -= 1
 
     def clear(self) -> None:
         with self._cond:
