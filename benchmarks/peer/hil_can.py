@@ -4,8 +4,9 @@ Run by the peer kit (``HIL_BENCH=... ./run.sh 3`` in ``shared/peer-bench``; it p
 ``_pb`` on ``PYTHONPATH``): the same DBC (``_pb.DBC_TEXT``), the same simulated DUT
 (``_pb.Responder``), the same producer (``_pb.produce_status``) and counts.
 
-hil's side is what a plan step uses: ``CanTransport`` (a reader thread capturing
-every frame with its timestamp) and ``CanNodeDriver`` (lazy DBC decode of the
+hil's side is what a plan step uses: ``CanTransport`` (every frame captured with
+its timestamp: by a reader thread, or, while a step waits, by the waiting thread
+itself, see ``CanTransport.pump``) and ``CanNodeDriver`` (lazy DBC decode of the
 capture); a step sends with ``send_message`` and expects with ``wait_for`` judged
 on capture timestamps from the send on.
 
