@@ -149,6 +149,20 @@ def test_a_pty_that_disappears_is_lost_and_leaves_the_loop() -> None:
         assert other.lost is None
 
 
+def test_a_url_port_without_a_tty_fd_keeps_a_reader_thread_of_its_own() -> None:
+    # loop:// like rfc2217:// and socket:// speaks through pyserial's read(), not a raw fd
+    with SerialTransport("echo", url="loop://") as port:
+        assert not port.on_shared_loop
+        assert any(t.name == "hil-serial-echo" for t in threading.enumerate())
+        port.write_line("ping")
+        wait_for(lambda: any(r.direction == "rx" for r in port.capture.records()))
+        # the echo may be captured before the write records itself: compare as a set
+        assert {(r.direction, r.data) for r in port.capture.records()} == {
+            ("tx", "ping"),
+            ("rx", "ping"),
+        }
+
+
 # ----- the emulator side
 
 
