@@ -67,6 +67,11 @@ def spec(tmp_path: Path) -> MiotSpec:
     return load_spec(path)
 
 
+def hil_threads() -> list[str]:
+    """hil's own threads (other libraries' may come and go while a test runs)."""
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("hil-"))
+
+
 def unread_bytes(fd: int) -> int:
     """Bytes waiting in a pty for its reader (FIONREAD)."""
     count = array.array("i", [0])
@@ -102,7 +107,7 @@ def appliances(
 
 
 def test_fifty_serial_ports_share_one_reader_thread_and_every_line_is_captured() -> None:
-    before = threading.active_count()
+    assert hil_threads() == []
     with contextlib.ExitStack() as stack:
         links = [PtyLink() for _ in range(PTYS)]
         for link in links:
@@ -113,7 +118,7 @@ def test_fifty_serial_ports_share_one_reader_thread_and_every_line_is_captured()
         ]
         assert all(port.on_shared_loop for port in ports)
         # the one loop thread, where a reader per port made it PTYS threads
-        assert threading.active_count() - before == 1
+        assert hil_threads() == ["hil-selector-serial"]
         sent = time.time()
         for i, link in enumerate(links):
             link.write(f"hello {i}\r".encode())
@@ -122,7 +127,7 @@ def test_fifty_serial_ports_share_one_reader_thread_and_every_line_is_captured()
             [record] = port.capture.records()
             assert (record.direction, record.data) == ("rx", f"hello {i}")
             assert record.t >= sent  # stamped when the bytes came, not before they were sent
-    assert threading.active_count() == before  # the last port closed stopped the loop
+    assert hil_threads() == []  # the last port closed stopped the loop
 
 
 def test_a_line_split_across_reads_is_framed_whole_and_an_overlong_one_is_kept() -> None:
@@ -167,16 +172,16 @@ def test_a_url_port_without_a_tty_fd_keeps_a_reader_thread_of_its_own() -> None:
 
 
 def test_fifty_mcus_share_one_loop_and_all_boot_and_answer(spec: MiotSpec) -> None:
-    before = threading.active_count()
+    assert hil_threads() == []
     lamps: list[MiotMcuEmulator] = [Lamp(f"lamp{i}", spec, settings=FAST) for i in range(PTYS)]
     with appliances(spec, lamps) as drivers:
         # one MCU loop and one serial loop, where each pty had an MCU and a reader thread
-        assert threading.active_count() - before == 2
+        assert hil_threads() == ["hil-selector-miot-mcu", "hil-selector-serial"]
         wait_for(lambda: all(lamp.booted and lamp.polls > 0 for lamp in lamps))
         drivers[PTYS - 1].set("lamp.power", True)
         assert lamps[PTYS - 1].value("lamp.power") is True
         assert drivers[0].get("lamp.power") is False
-    assert threading.active_count() == before
+    assert hil_threads() == []
 
 
 def test_a_hung_mcu_does_not_stall_the_others_on_the_loop(spec: MiotSpec) -> None:
