@@ -28,7 +28,7 @@ from hil.explore.machine import (
     initial_writes,
     machine_class,
 )
-from hil.explore.profiles import SHRINK_RUNS, explore_settings
+from hil.explore.profiles import DRAWS_PER_RUN, SHRINK_RUNS, explore_settings
 from hil.explore.runs import SequenceRunner, devices_needed, sub_bench
 from hil.explore.sequence import plan_document, with_header
 
@@ -51,9 +51,11 @@ class ExploreResult:
     steps: int = 0
     ended_by_refusal: int = 0
     not_run: int = 0
+    repeated: int = 0  # sequences drawn again, judged from their first run
     replayed: str = ""  # the emitted plan's status when run once more
     elapsed_s: float = 0.0
     found: bool = False
+    found_at: int = 0  # the sequence (counted as in ``examples``) that first failed
     flaky: bool = False
     reason: str = ""  # the emitted plan's failure, as the runner words it
     category: str = ""
@@ -113,6 +115,8 @@ def explore(
     ctx = SequenceContext(
         rules=rules,
         waits=spec.waits,
+        budget=budget,
+        repeat=spec.repeat,
         settle=spec.settle,
         initial=initial_writes(loaded.file.setup),
         document=lambda steps, settle: plan_document(loaded, steps, settle),
@@ -128,7 +132,13 @@ def explore(
         run_state_machine_as_test(
             cls,
             settings=explore_settings(
-                profile, max_examples=budget, max_steps=spec.max_steps, database=database
+                profile,
+                # the budget counts distinct sequences run (machine.Tally): hypothesis
+                # may draw as many again, judged without the bench, and the draws past
+                # the budget end at once
+                max_examples=budget * DRAWS_PER_RUN,
+                max_steps=spec.max_steps,
+                database=database,
             ),
         )
     except (ViolationFound, Flaky):
@@ -137,8 +147,10 @@ def explore(
         if not tally.failures:
             raise
         found = tally.smallest()
+        result.found_at = tally.failures[0].example
     result.examples, result.steps = tally.examples, tally.steps
     result.ended_by_refusal, result.not_run = tally.ended_by_refusal, tally.not_run
+    result.repeated = tally.repeated
     if found is not None:
         path = _emit(found, result, out)
         # proof: the emitted file, read by the normal loader, fails again

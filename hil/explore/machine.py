@@ -7,6 +7,14 @@ bench, whose invariant watch judges every observation after every step.
 A plan that fails is a ``ViolationFound``; hypothesis then shrinks the list
 of rules, i.e. the list of plan steps, and what it hands back is the plan to
 emit.
+
+Bench time is the cost, so the budget counts *distinct* sequences: hypothesis
+draws the same plan again under other choices (its per-example rule subsets,
+its mutations), and a plan already run is judged from its first run instead
+of being run again. Besides one rule per stimulus there is ``repeat_previous``
+(unless the file says ``repeat: false``): it applies the previous stimulus
+again with the same values, so "the same request twice in a row" is one draw
+rather than two matching ones (a debounce, a counter, a toggle).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
+from hypothesis.control import current_build_context
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from hil.explore.sequence import render, stimulus_step, wait_step
@@ -48,8 +57,11 @@ class Tally:
     examples: int = 0
     steps: int = 0
     ended_by_refusal: int = 0
-    not_run: int = 0  # shrink candidates past the budget
+    not_run: int = 0  # sequences past the budget (or an aborted draw's part), unrun
+    repeated: int = 0  # sequences drawn again, judged from their first run
     failures: list[ViolationFound] = field(default_factory=list)
+    # every sequence run, by its plan text: its failure, or None when it passed
+    verdicts: dict[str, ViolationFound | None] = field(default_factory=dict)
 
     @property
     def shrink_budget_spent(self) -> bool:
@@ -68,6 +80,8 @@ class SequenceContext:
 
     rules: Sequence[ExploreRule]
     waits: Sequence[float]
+    budget: int  # distinct sequences to run on the bench, at most
+    repeat: bool  # offer ``repeat_previous``
     settle: float
     initial: Mapping[str, Any]  # values the setup writes (for ``when``)
     document: Callable[[Sequence[Mapping[str, Any]], float], dict[str, Any]]
@@ -84,8 +98,10 @@ class ExploreMachine(RuleBasedStateMachine):
         self.steps: list[dict[str, Any]] = []
         self.written: dict[str, Any] = dict(self.context.initial)
         self.stimuli = 0
+        self.previous: tuple[ExploreRule, Mapping[str, Any], float] | None = None
 
     def apply(self, r: ExploreRule, drawn: Mapping[str, Any], wait: float) -> None:
+        self.previous = (r, drawn, wait)
         self.stimuli += 1
         body = r.body(drawn)
         self.steps.append(stimulus_step(self.stimuli, body))
@@ -95,26 +111,44 @@ class ExploreMachine(RuleBasedStateMachine):
             self.written[r.ref] = drawn["value"]
 
     def teardown(self) -> None:
-        ctx = self.context
-        if ctx.tally.shrink_budget_spent:
-            # one sequence costs seconds of bench time and hypothesis has no bound on
-            # shrinking: past the budget a candidate "passes" unrun, so the shrinker
-            # ends at once, and the smallest failure already seen is the result
-            ctx.tally.not_run += 1
+        ctx, tally = self.context, self.context.tally
+        if current_build_context().data.frozen:
+            # the draw ran out of choices part way (hypothesis calls teardown anyway):
+            # the sequence is not one hypothesis will judge, so it costs no bench time
+            tally.not_run += 1
             return
-        doc = ctx.document(self.steps, ctx.settle)
-        text = render(doc)
+        text = render(ctx.document(self.steps, ctx.settle))
+        if text in tally.verdicts:
+            tally.repeated += 1
+            verdict = tally.verdicts[text]
+        elif tally.shrink_budget_spent or (not tally.failures and tally.examples >= ctx.budget):
+            # one sequence costs seconds of bench time and hypothesis has no bound on
+            # generating or shrinking: past the budget a new candidate "passes" unrun,
+            # so the search ends at once, and the smallest failure seen is the result
+            tally.not_run += 1
+            return
+        else:
+            verdict = self._run(text)
+        if verdict is not None:
+            # raised from this one line whether run now or before: hypothesis tells
+            # failures apart by where they are raised
+            raise ViolationFound(verdict.record, verdict.text, verdict.steps, verdict.example)
+
+    def _run(self, text: str) -> ViolationFound | None:
+        ctx, tally = self.context, self.context.tally
         path = ctx.work / "sequence.yaml"
         path.write_text(text, encoding="utf-8")
         record = ctx.run(path)
-        ctx.tally.examples += 1
-        ctx.tally.steps += self.stimuli
+        tally.examples += 1
+        tally.steps += self.stimuli
         if record.status is Status.BROKEN:
-            ctx.tally.ended_by_refusal += 1
+            tally.ended_by_refusal += 1
+        found = None
         if record.status in FINDINGS:
-            found = ViolationFound(record, text, self.steps, ctx.tally.examples)
-            ctx.tally.failures.append(found)
-            raise found
+            found = ViolationFound(record, text, self.steps, tally.examples)
+            tally.failures.append(found)
+        tally.verdicts[text] = found
+        return found
 
 
 def _rule_method(r: ExploreRule, waits: Sequence[float]) -> Callable[..., None]:
@@ -129,9 +163,20 @@ def _rule_method(r: ExploreRule, waits: Sequence[float]) -> Callable[..., None]:
     return method
 
 
+def _repeat_previous(self: ExploreMachine) -> None:
+    assert self.previous is not None  # the precondition
+    self.apply(*self.previous)
+
+
 def machine_class(name: str, ctx: SequenceContext) -> type[ExploreMachine]:
-    """A state machine class with one rule per stimulus of ``ctx``."""
+    """A state machine class with one rule per stimulus of ``ctx`` (and ``repeat_previous``)."""
     namespace: dict[str, Any] = {r.name: _rule_method(r, ctx.waits) for r in ctx.rules}
+    if ctx.repeat:
+        # the previous stimulus's ``when`` still holds: only a ``set`` changes what is
+        # written, and repeating it writes the same value
+        namespace["repeat_previous"] = precondition(lambda self: self.previous is not None)(
+            rule()(_repeat_previous)
+        )
     namespace["context"] = ctx
     return type(name, (ExploreMachine,), namespace)
 

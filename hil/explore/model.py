@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from hil.plan.model import STEP_ID, Duration, Invariant, PositiveDuration, Ref, Step, Value
 from hil.plan.model import Requirement as Requirement
@@ -106,6 +106,8 @@ class Exploration(Strict):
     settle: PositiveDuration = 1.0
     budget: Budget = Budget()
     seed: Annotated[int, Field(ge=0)] = 0
+    # offer "the previous stimulus again, same values" as a rule of its own
+    repeat: StrictBool = True
 
 
 class ExploreFile(Strict):

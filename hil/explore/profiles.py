@@ -16,6 +16,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 PROFILES = {"ci": "explore-ci", "deep": "explore-deep"}
 # sequences run while shrinking a failure, at most (see hil.explore.machine.Tally)
 SHRINK_RUNS = {"ci": 15, "deep": 400}
+# hypothesis examples per sequence of the budget: it draws many plans again (its
+# per-example rule subsets and mutations change choices, not steps), and those cost
+# no bench time, so they do not count (see hil.explore.machine)
+DRAWS_PER_RUN = 10
 _SLOW = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
 # parent: hypothesis' defaults, not whatever profile is loaded when this is imported
