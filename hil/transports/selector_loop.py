@@ -108,10 +108,13 @@ class SelectorLoop:
             operation()
             return
         done = threading.Event()
+        failed: list[BaseException] = []
 
         def wrapped() -> None:
             try:
                 operation()
+            except BaseException as err:  # the caller's to handle (a bad fd to register)
+                failed.append(err)
             finally:
                 done.set()
 
@@ -119,6 +122,8 @@ class SelectorLoop:
         if not done.wait(SYNC_TIMEOUT_S):
             # a callback is blocking the loop: a bug in a device, worth saying loudly
             log.error("selector loop %s did not answer within %g s", self.name, SYNC_TIMEOUT_S)
+        if failed:
+            raise failed[0]
 
     def stop(self) -> None:
         """End the thread (joined unless called from it) and release the selector."""

@@ -260,3 +260,12 @@ def test_a_callback_that_raises_does_not_end_the_loop() -> None:
         assert done.wait(5.0)
     finally:
         selector_loop.release(loop)
+
+
+def test_a_registration_the_loop_refuses_fails_in_the_caller() -> None:
+    loop = selector_loop.acquire("test-refuse")
+    try:
+        with pytest.raises(ValueError):  # not an fd: the selector refuses it on the loop thread
+            loop.add_reader(-1, lambda: None)
+    finally:
+        selector_loop.release(loop)
