@@ -91,6 +91,14 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
             resolved[value] = tag
         return tag
 
+    # the composer calls these around every node; with no path resolvers (asserted
+    # below) PyYAML's versions only find that out and return
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
 
 # the cache above is only right while no resolver depends on the node's path
 assert not _Loader.yaml_path_resolvers
@@ -156,10 +164,11 @@ class _Builder:
             except yaml.YAMLError as err:
                 raise self.fail(node, f"invalid merge: {_problem(err)}") from err
         out: dict[Any, Any] = {}
+        key_path = (*path, "<key>")  # every key of this mapping shares it
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, "mapping keys must be plain scalars")
-            key = self.build(key_node, (*path, "<key>"))
+            key = self.build(key_node, key_path)
             if not isinstance(key, str | int | bool | float) or key is None:
                 raise self.fail(key_node, f"mapping key {key!r} is not a plain scalar")
             if key in out:
