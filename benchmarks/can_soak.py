@@ -128,7 +128,8 @@ def soak(folder: Path, port: int) -> None:
             raise KeyError(name)  # the invariant names only its own signal
 
         watch = InvariantWatch(bench, resolved.invariants, 0.0, lookup)
-        capture = bench.get("ev").transport.capture  # type: ignore[attr-defined]
+        transport = bench.get("ev").transport  # type: ignore[attr-defined]
+        capture = transport.capture
         numbering = Sequence()
         capture.add_listener(numbering)
         producer = subprocess.Popen(
@@ -161,18 +162,18 @@ def soak(folder: Path, port: int) -> None:
                     break
                 settled = watch.evaluations
                 continue
-            if time.monotonic() > deadline:
-                producer.kill()
+            if time.monotonic() > deadline or transport.lost is not None:
+                producer.kill()  # a lost gateway fails the soak now, not at the deadline
                 break
             capture.wait_beyond(seq, 0.05)  # the runner's wait tick
         wall1 = time.perf_counter()
         cpu = (time.process_time() - cpu0) / (wall1 - wall0)
         evicted = capture.dropped
-        lost_link = bench.get("ev").transport.lost  # type: ignore[attr-defined]
-    if sent is None:
-        raise SystemExit("the producer did not finish in time")
+        lost_link = transport.lost
     if lost_link is not None:
         raise SystemExit(f"the bench lost the gateway: {lost_link}")
+    if sent is None:
+        raise SystemExit("the producer did not finish in time")
     emit("soak_seconds", SECONDS, "s")
     emit("soak_sent", sent, "frames")
     emit("soak_send_rate", send_rate, "frames/s")
