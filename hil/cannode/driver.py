@@ -80,7 +80,7 @@ class CanNodeDriver:
             name, transport, (pulse.frame_id, pulse.name, pulse.cycle_time) if pulse else None
         )
         self._logs: dict[int, FrameLog] = {
-            m.frame_id: FrameLog(m) for m in db.messages if not m.is_container
+            m.frame_id: FrameLog(m, history) for m in db.messages if not m.is_container
         }
         self._by_signal: dict[str, tuple[FrameLog, str]] = {}
         for log in self._logs.values():

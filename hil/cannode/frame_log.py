@@ -8,6 +8,7 @@ pending, once each, into parallel lists of timestamps and signal dicts.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import can
@@ -36,10 +37,13 @@ class FrameLog:
         "values",
     )
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, history: int) -> None:
         self.message = message
         self.multiplexed = any(s.multiplexer_ids for s in message.signals)
-        self.pending: list[Record[can.Message]] = []
+        # bounded: a message nobody reads is never decoded, and an unbounded list
+        # would keep every one of its frames alive after the capture let them go
+        # (append and popleft are atomic, so the listener needs no lock)
+        self.pending: deque[Record[can.Message]] = deque(maxlen=max(1, history))
         self.ts: list[float] = []
         self.values: list[dict[str, Any]] = []
         self.seed_tail: dict[int, Record[can.Message]] = {}
@@ -57,7 +61,7 @@ class FrameLog:
             return
         self.seed_tail = {id(r): r for r in snapshot[-SEED_TAIL:]}
         self.seed_until = until
-        self.pending[0:0] = snapshot
+        self.pending.extendleft(reversed(snapshot[-(self.pending.maxlen or 1) :]))
 
     def _drop_seed_duplicates(self, batch: list[Record[can.Message]]) -> list[Record[can.Message]]:
         """Keep the first delivery of each seeded frame (snapshot or listener)."""
@@ -83,8 +87,8 @@ class FrameLog:
         n = len(pending)
         if not n:
             return 0
-        batch = pending[:n]
-        del pending[:n]  # the listener may append meanwhile; only these n go
+        popleft = pending.popleft
+        batch = [popleft() for _ in range(n)]  # the listener may append meanwhile
         if self.seed_tail:
             batch = self._drop_seed_duplicates(batch)
         decode: Any = self.message.decode_simple  # takes the bytearray as is: no copy
