@@ -1,20 +1,26 @@
-"""The hypothesis state machine: one rule per stimulus, the sequence run as a plan.
+"""The hypothesis state machine: each step draws a stimulus, the sequence runs as a plan.
 
-Each rule appends one plan step (and the wait drawn after it) to the
+Each step appends one plan step (and the wait drawn after it) to the
 sequence; the machine's teardown writes the sequence as a plan, reads it
 back with the normal loader and runs it with the PlanRunner on a fresh
 bench, whose invariant watch judges every observation after every step.
 A plan that fails is a ``ViolationFound``; hypothesis then shrinks the list
-of rules, i.e. the list of plan steps, and what it hands back is the plan to
-emit.
+of steps, and what it hands back is the plan to emit.
 
-Bench time is the cost, so the budget counts *distinct* sequences: hypothesis
-draws the same plan again under other choices (its per-example rule subsets,
-its mutations), and a plan already run is judged from its first run instead
-of being run again. Besides one rule per stimulus there is ``repeat_previous``
-(unless the file says ``repeat: false``): it applies the previous stimulus
-again with the same values, so "the same request twice in a row" is one draw
-rather than two matching ones (a debounce, a counter, a toggle).
+How a step is drawn is tuned for a small budget of slow sequences:
+
+* one rule, ``step``, draws which stimulus (among those whose ``when``
+  holds) rather than one hypothesis rule per stimulus: hypothesis switches a
+  random subset of *rules* off per example (swarm testing), and with a
+  handful of stimuli most sequences then lacked one of the three a defect
+  needs. With one rule its mutator still copies one drawn step over
+  another, which is how a stimulus comes twice.
+* the previous stimulus again, same values, is one more choice (unless the
+  file says ``repeat: false``): "the same request twice in a row" (a
+  debounce, a counter, a toggle) is then one draw, not two matching ones.
+* the budget counts *distinct* sequences: hypothesis draws the same plan
+  again under other choices, and a plan already run is judged from its
+  first run instead of being run again.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.control import current_build_context
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from hil.explore.sequence import render, stimulus_step, wait_step
 from hil.explore.stimuli import ExploreRule
@@ -151,34 +158,27 @@ class ExploreMachine(RuleBasedStateMachine):
         return found
 
 
-def _rule_method(r: ExploreRule, waits: Sequence[float]) -> Callable[..., None]:
-    def apply(self: ExploreMachine, drawn: Mapping[str, Any], wait: float) -> None:
-        self.apply(r, drawn, wait)
-
-    apply.__name__ = apply.__qualname__ = r.name
-    choices = list(r.waits if r.waits is not None else waits)
-    method = rule(drawn=r.strategy(), wait=st.sampled_from(choices))(apply)
-    if r.when:
-        method = precondition(lambda self: r.applies(self.written))(method)
-    return method
-
-
-def _repeat_previous(self: ExploreMachine) -> None:
-    assert self.previous is not None  # the precondition
-    self.apply(*self.previous)
+def _step(self: ExploreMachine, data: st.DataObject) -> None:
+    ctx = self.context
+    options = [r for r in ctx.rules if r.applies(self.written)]
+    again = ctx.repeat and self.previous is not None
+    if not options and not again:
+        reject()  # every stimulus waits on a write no rule can make
+    # the last index is "the previous stimulus again", when offered
+    index = data.draw(st.integers(0, len(options) - 1 + again), label="stimulus")
+    if index == len(options):
+        assert self.previous is not None
+        self.apply(*self.previous)
+        return
+    r = options[index]
+    drawn = data.draw(r.strategy(), label=r.ref)
+    wait = data.draw(st.sampled_from(list(r.waits if r.waits is not None else ctx.waits)))
+    self.apply(r, drawn, wait)
 
 
 def machine_class(name: str, ctx: SequenceContext) -> type[ExploreMachine]:
-    """A state machine class with one rule per stimulus of ``ctx`` (and ``repeat_previous``)."""
-    namespace: dict[str, Any] = {r.name: _rule_method(r, ctx.waits) for r in ctx.rules}
-    if ctx.repeat:
-        # the previous stimulus's ``when`` still holds: only a ``set`` changes what is
-        # written, and repeating it writes the same value
-        namespace["repeat_previous"] = precondition(lambda self: self.previous is not None)(
-            rule()(_repeat_previous)
-        )
-    namespace["context"] = ctx
-    return type(name, (ExploreMachine,), namespace)
+    """A state machine class whose one rule draws each step from ``ctx``'s stimuli."""
+    return type(name, (ExploreMachine,), {"step": rule(data=st.data())(_step), "context": ctx})
 
 
 def initial_writes(setup: Sequence[Any]) -> dict[str, Any]:
