@@ -40,12 +40,15 @@ SCRIPTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "can_stream.py": (
         {"HIL_BENCH_N": "300", "HIL_BENCH_REPS": "1"},
         ("bare_stream_per_frame", "hil_stream_per_frame", "hil_stream_ratio")
-        + ("bare_consumer_rate", "hil_consumer_rate", "hil_invariant_evaluations"),
+        + ("bare_consumer_rate", "hil_consumer_rate", "hil_consumer_ratio")
+        + ("bare_consumer_cpu_rate", "hil_consumer_cpu_rate")
+        + ("hil_invariant_evaluations", "hil_invariant_reused"),
     ),
     "can_soak.py": (
         {"HIL_BENCH_SOAK_S": "1", "HIL_BENCH_SOAK_RATE": "500"},
         ("soak_sent", "soak_captured", "soak_lost", "soak_out_of_order")
-        + ("soak_invariant_evaluations", "soak_capture_evicted", "soak_bench_cpu"),
+        + ("soak_invariant_evaluations", "soak_capture_evicted", "soak_bench_cpu")
+        + ("soak_producer_writes", "soak_bus_rate", "soak_drain_after_producer"),
     ),
     "serial_rtt.py": (
         {"HIL_BENCH_RTT_N": "20"},
@@ -60,7 +63,8 @@ SCRIPTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "plan_load.py": (
         {"HIL_BENCH_PLANS": "12", "HIL_BENCH_REPS": "1"},
         ("plan_load_s", "plan_load_cpu_s", "plan_load_goal_ratio", "bare_yaml_parse_s")
-        + ("plan_load_bare_ratio", "plan_validate_cli_s"),
+        + ("plan_load_bare_ratio", "bare_yaml_parse_cpu_s", "plan_load_bare_cpu_ratio")
+        + ("plan_validate_cli_s",),
     ),
     "scale_home.py": (
         {"HIL_BENCH_APPLIANCES": "9"},
