@@ -17,6 +17,7 @@ from hil.bench.definition import SignalInfo
 from hil.bench.driver import Sample
 from hil.plan.resolved import SignalRef
 from hil.plan.timeline import Timeline
+from tests.one_device_bench import OneDeviceBench
 
 FRAMES = [  # BMS_Status: (t, ContactorState, LinkVoltage)
     (1.0, "CLOSED", 400.0),
@@ -46,21 +47,12 @@ class RacingCar:
         return [Sample(f[0], f[column]) for f in before + rows]
 
 
-class Bench:
-    def __init__(self, device: Any) -> None:
-        self.device = device
-        self.definitions = {"ev": type("D", (), {"transport": "can"})()}
-
-    def get(self, name: str) -> Any:
-        return self.device
-
-
 def _states(device: Any) -> list[tuple[float, tuple[Any, ...]]]:
     refs = [
         SignalRef("ev", "BMS_Status.ContactorState", SignalInfo("ContactorState", "enum")),
         SignalRef("ev", "BMS_Status.LinkVoltage", SignalInfo("LinkVoltage")),
     ]
-    line = Timeline(Bench(device), refs, 0.0)  # type: ignore[arg-type]
+    line = Timeline(OneDeviceBench(device), refs, 0.0)  # type: ignore[arg-type]
     out: list[tuple[float, tuple[Any, ...]]] = []
     for _ in range(6):
         out.extend((s.t, s.values) for s in line.advance())

@@ -22,6 +22,7 @@ from hil.bench.definition import SignalInfo
 from hil.bench.driver import Sample
 from hil.plan.resolved import SignalRef
 from hil.plan.timeline import Timeline
+from tests.one_device_bench import OneDeviceBench
 
 SIGNALS = ("a", "b", "c")
 SINCE = 10.0
@@ -54,18 +55,9 @@ class FramedNode(Node):
         return rows[bisect_left([t for t, _ in rows], since) :]
 
 
-class Bench:
-    def __init__(self, device: Node) -> None:
-        self.device = device
-        self.definitions = {"ev": type("D", (), {"transport": "can"})()}
-
-    def get(self, name: str) -> Any:
-        return self.device
-
-
 def run(node: Node, chunks: list[int], watched: tuple[str, ...]) -> list[Any]:
     refs = [SignalRef("ev", f"M.{s}", SignalInfo(s)) for s in watched]
-    line = Timeline(Bench(node), refs, SINCE)  # type: ignore[arg-type]
+    line = Timeline(OneDeviceBench(node), refs, SINCE)  # type: ignore[arg-type]
     seen: list[Any] = []
     for size in chunks:
         node.visible = min(len(node.rows), node.visible + size)

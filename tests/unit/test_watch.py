@@ -15,6 +15,7 @@ from hil.bench.driver import Sample
 from hil.expressions import parse
 from hil.plan.resolved import InvariantCheck, SignalRef
 from hil.plan.watch import InvariantWatch
+from tests.one_device_bench import OneDeviceBench
 
 STATE = SignalInfo("State", "enum", choices={"OPEN": 0, "CLOSED": 1})
 
@@ -40,15 +41,6 @@ class Node:
         ]
 
 
-class Bench:
-    def __init__(self, device: Node) -> None:
-        self.device = device
-        self.definitions = {"ev": type("D", (), {"transport": "can"})()}
-
-    def get(self, name: str) -> Any:
-        return self.device
-
-
 def watch(
     node: Node, source: str, signals: dict[str, SignalInfo], lookup: Any = None
 ) -> InvariantWatch:
@@ -57,7 +49,7 @@ def watch(
 
     refs = tuple(SignalRef("ev", f"M.{name}", info) for name, info in signals.items())
     inv = InvariantCheck("inv", "the invariant", parse(source), refs, None)
-    return InvariantWatch(Bench(node), [inv], 0.0, lookup or unknown)  # type: ignore[arg-type]
+    return InvariantWatch(OneDeviceBench(node), [inv], 0.0, lookup or unknown)  # type: ignore[arg-type]
 
 
 def test_repeated_values_reuse_the_verdict_and_a_change_is_still_caught() -> None:
