@@ -17,11 +17,12 @@ agree on random expressions and values.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
 from hil.expression_eval import (
+    _ARITH,
+    _ORDER,
     MAX_INT_BITS,
     Arith,
     BoolOp,
@@ -42,18 +43,9 @@ from hil.expression_eval import (
 Lookup = Callable[[str], Any]
 Compiled = Callable[[Lookup], Any]
 
-_FAST_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+_FAST_ORDER = _ORDER  # the walker's own operators: the two paths cannot drift apart
 # '/' and '%' are left out: a zero divisor needs the walker's message
-_FAST_ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-}
+_FAST_ARITH = {op: fn for op, fn in _ARITH.items() if op not in ("/", "%")}
 # an int this small converts to float without OverflowError
 _FLOAT_SAFE_BITS = 1000
 _NUMBER_TYPES = (int, float)  # exact types: bool is an int subclass, not a number here
