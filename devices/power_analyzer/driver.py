@@ -207,6 +207,11 @@ class PowerAnalyzerDriver:
         if getattr(self.transport, "lost", False) or not self.transport.is_open:
             raise DeviceLost("the VISA session is closed or failed", device=self.name)
 
+    def link_doubt_until(self) -> None:
+        """Never in doubt: a closed port or session is seen at once by ``check_link``,
+        and a device that stops answering fails its request with a timeout."""
+        return None
+
     def close(self) -> None:
         self._closed = True  # the bench closes the transport itself, after the driver
 

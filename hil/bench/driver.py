@@ -51,6 +51,13 @@ class Driver(Protocol):
         """Raise ``DeviceLost`` if the transport has failed."""
         ...
 
+    def link_doubt_until(self) -> float | None:
+        """The time by which ``check_link`` will have decided about a device that has
+        gone quiet but is not yet judged lost (a CAN node's overdue pulse), or None when
+        its link is not in doubt. A verdict that a silent device would explain (a missed
+        deadline) waits until then, so a vanished device is BROKEN, not FAILED."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -330,6 +330,11 @@ class CanNodeDriver:
         frames flood the bus (see ``hil.cannode.link_health``)."""
         self._health.check()
 
+    def link_doubt_until(self) -> float | None:
+        """When the silence bound decides about a pulse that is overdue (see
+        ``LinkHealth.doubt_until``); None while the device is heard on time."""
+        return self._health.doubt_until()
+
     def wait_for(
         self,
         signal: str,

@@ -15,6 +15,10 @@ from hil.transports.can import CanTransport
 
 SILENCE_MIN_S = 3.0  # a device's pulse absent this long (and 30 cycles) is a lost device
 SILENCE_CYCLES = 30
+# a pulse this many cycles late (and at least DOUBT_MIN_S) puts the device in doubt: a
+# verdict that depends on it waits until the silence bound says lost or the pulse returns
+DOUBT_CYCLES = 3
+DOUBT_MIN_S = 0.3
 ERROR_FRAMES_MAX = 200  # error frames within ERROR_WINDOW_S: the bus is unusable (bus-off)
 ERROR_WINDOW_S = 1.0
 
@@ -47,6 +51,24 @@ class LinkHealth:
             # burst between two looks is not forgotten (reconnecting resets it)
             self._bus_off = self._bus_off or (errors[0], len(errors), t - errors[0])
 
+    def _silence_limit(self, cycle_ms: int | None) -> float:
+        return max(SILENCE_MIN_S, SILENCE_CYCLES * (cycle_ms or 0) / 1000.0)
+
+    def doubt_until(self) -> float | None:
+        """While the pulse is overdue but not yet silent for the bound: the time at which
+        ``check`` will call the device lost. None when there is no reason for doubt (no
+        pulse declared, none heard yet, or it is on time)."""
+        if self.pulse is None:
+            return None
+        frame_id, _, cycle_ms = self.pulse
+        last = self.transport.capture.latest(frame_id)
+        if last is None:
+            return None
+        overdue = max(DOUBT_MIN_S, DOUBT_CYCLES * (cycle_ms or 0) / 1000.0)
+        if time.time() - last.t <= overdue:
+            return None
+        return last.t + self._silence_limit(cycle_ms)
+
     def check(self) -> None:
         """Raise ``DeviceLost`` when the bus failed, the device's pulse stopped (a silent
         bus or a dead node) or error frames flood the bus (a node or wire gone bad)."""
@@ -66,7 +88,7 @@ class LinkHealth:
         last = self.transport.capture.latest(frame_id)
         if last is None:
             return  # not heard yet: read() waits its bounded while for a first frame
-        limit = max(SILENCE_MIN_S, SILENCE_CYCLES * (cycle_ms or 0) / 1000.0)
+        limit = self._silence_limit(cycle_ms)
         if now - last.t > limit:
             raise DeviceLost(
                 f"nothing heard on CAN for {now - last.t:.1f} s (its {message}, "

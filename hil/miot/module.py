@@ -465,6 +465,11 @@ class MiotModuleDriver:
         if not self.transport.is_open:
             raise DeviceLost("serial transport is closed", device=self.name)
 
+    def link_doubt_until(self) -> None:
+        """Never in doubt: a closed port or session is seen at once by ``check_link``,
+        and a device that stops answering fails its request with a timeout."""
+        return None
+
     def close(self) -> None:
         with self._cond:
             if self._closed:

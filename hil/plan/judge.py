@@ -65,6 +65,7 @@ class Judge:
                     rec.observed["anchor"] = trig.describe()
                     return state.t
             if time.time() > end + GRACE_S:
+                self._settle_links([trig.signal.device])
                 raise StepFailed(
                     f"the anchor never happened: waited {trig.timeout:g} s for "
                     f"{trig.describe()}; last seen {fmt_labels(line.labels())}",
@@ -107,6 +108,7 @@ class Judge:
                     f"met after {(hit.t - ta) * 1000:.0f} ms (bound {within * 1000:.0f} ms)"
                 )
                 return hit.values[0]
+        self._settle_links([ref.device for ref in e.signals])
         anchor = f" after {e.after.describe()}" if e.after else ""
         late = f"; first met {(hit.t - ta) * 1000:.0f} ms after" if hit is not None else ""
         what = " and ".join(f"{s.text} {condition.describe(s.info)}" for s in e.signals)
@@ -115,6 +117,23 @@ class Judge:
             f"observed {fmt_labels(at_deadline or line.labels())} at the deadline{late}",
             CATEGORY_DEADLINE,
         )
+
+    def _settle_links(self, devices: list[str]) -> None:
+        """Before a miss is judged: a device whose pulse is overdue may have vanished,
+        and then the plan is BROKEN ("device not responding"), not FAILED. Wait, bounded
+        by the device's silence bound, until its link is judged lost (``check_links``
+        raises) or it is heard again (the miss stands)."""
+        while True:
+            doubts = [
+                t
+                for t in (self.bench.get(name).link_doubt_until() for name in set(devices))
+                if t is not None
+            ]
+            if not doubts or time.time() > max(doubts) + GRACE_S:
+                self.check_links()
+                return
+            self.check_links()
+            time.sleep(POLL_S)
 
     def _stays(
         self, e: Expectation, condition: Condition, t0: float, duration: float, rec: StepRecord

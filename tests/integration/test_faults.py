@@ -29,6 +29,7 @@ from hil.bench.loader import load_bench
 from hil.plan.loader import load_plan
 from hil.plan.resolve import resolve_plan
 from hil.plan.runner import CATEGORY_DEVICE, CATEGORY_SAFETY, CATEGORY_TIMEOUT, PlanRunner
+from hil.plan.verdicts import CATEGORY_DEADLINE
 from hil.report.record import PlanRecord, Status
 from hil.safety.watchdog import PlanTimedOut, PlanWatchdog
 from tests.emulate_processes import Emulate, emulate_all, real_bench, write_source_bench
@@ -206,6 +207,39 @@ def test_a_can_node_that_goes_silent_is_lost_not_failed(
     record = _run(bench, _long_wait(tmp_path, "EV-HOLD", "ev"), tmp_path / "e1")
     _assert_lost(record, "ev", "nothing heard on CAN")
     assert "DRIVE_Status" in record.reason
+
+
+def _ev_never_moves(tmp_path: Path) -> Path:
+    """A deadline far shorter than the CAN silence bound (3 s), missed either way: the
+    parked car never reaches 5 km/h."""
+    moving = {"signal": "ev.DRIVE_Status.VehicleSpeed", "min": 5, "within": 0.3}
+    settle = {"duration": 2 * FAULT_AFTER_S, "scaled": False}
+    steps = [{"id": "settle", "wait": settle}, {"id": "moving", "expect": moving}]
+    return _plan(tmp_path, "EV-MOVES", ["ev"], steps)
+
+
+def test_a_deadline_missed_by_a_device_that_is_heard_is_failed(
+    open_bench: Callable[..., Bench], tmp_path: Path
+) -> None:
+    record = _run(open_bench(), _ev_never_moves(tmp_path), tmp_path / "e1")
+    assert record.status is Status.FAILED, record.reason
+    assert record.category == CATEGORY_DEADLINE, record.reason
+
+
+def test_a_deadline_missed_because_the_node_vanished_is_broken_not_failed(
+    open_bench: Callable[..., Bench], tmp_path: Path
+) -> None:
+    # the node goes quiet during the plan, shortly before the step: at the missed
+    # deadline its pulse is overdue but not yet silent for the bound (3 s), so the
+    # verdict waits for the link's
+    bench = open_bench()
+    _after(FAULT_AFTER_S, bench.emulators["ev"].close)
+    record = _run(bench, _ev_never_moves(tmp_path), tmp_path / "e1")
+    assert record.status is Status.BROKEN, record.reason
+    assert record.category == CATEGORY_DEVICE, record.reason
+    assert record.lost["device"] == "ev", record.lost
+    assert "nothing heard on CAN" in record.reason, record.reason
+    assert [s.status for s in record.steps] == [Status.PASSED, Status.BROKEN], record.steps
 
 
 def test_a_bus_flooded_with_error_frames_is_lost(
