@@ -14,6 +14,8 @@ import can
 import pytest
 
 from hil.cannode.link_health import (
+    DOUBT_CYCLES,
+    DOUBT_MIN_S,
     ERROR_FRAMES_MAX,
     ERROR_WINDOW_S,
     SILENCE_CYCLES,
@@ -78,6 +80,27 @@ def test_a_slow_pulse_is_allowed_its_cycles(transport: CanTransport) -> None:
     heard_pulse(transport, SILENCE_CYCLES * cycle_ms / 1000 + 1.0)
     with pytest.raises(DeviceLost, match="nothing heard on CAN"):
         health.check()
+
+
+def test_a_pulse_on_time_leaves_no_doubt_and_an_overdue_one_says_when_it_will_be_judged(
+    transport: CanTransport,
+) -> None:
+    health = LinkHealth("car", transport, (PULSE_ID, "DRIVE_Status", 10))
+    assert health.doubt_until() is None  # not heard yet: nothing to doubt
+    heard_pulse(transport, 0.0)
+    assert health.doubt_until() is None  # on time
+    late = max(DOUBT_MIN_S, DOUBT_CYCLES * 0.010) + 0.5
+    heard_pulse(transport, late)
+    until = health.doubt_until()
+    last = transport.capture.latest(PULSE_ID)
+    assert last is not None and until == pytest.approx(last.t + SILENCE_MIN_S)
+    health.check()  # in doubt is not yet lost
+    heard_pulse(transport, 0.0)  # heard again: the doubt is gone
+    assert health.doubt_until() is None
+
+
+def test_a_device_without_a_pulse_is_never_in_doubt(transport: CanTransport) -> None:
+    assert LinkHealth("car", transport, None).doubt_until() is None
 
 
 def test_a_failed_bus_is_reported_first(transport: CanTransport) -> None:
