@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from hil.bench.config import AUTO, DeviceConfig
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Driver
-from hil.bench.links import LinkedDevice, dependencies, link_targets, open_order
+from hil.bench.links import LinkedDevice, dependencies, link_targets, open_order, peers
 from hil.bench.loader import LoadedBench, load_bench
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
@@ -198,54 +198,107 @@ class Bench(Resource):
             self.lost.setdefault(name, err)  # the first loss is the one that explains
 
     def ensure_reachable(self, names: Iterable[str]) -> list[str]:
-        """Before a plan: reconnect the lost devices it needs, by their policy.
+        """Before a plan: reconnect the lost devices it needs *and their peers*.
 
-        Returns the devices reconnected; raises ``DeviceLost`` naming the device,
-        when and why it was lost, when one stays unreachable.
+        A device keeps state about the peers it is wired or linked with (a hub counts
+        the load an appliance last reported, a car reads the wallbox's side of the
+        charging cable), so a peer left as it died makes the plan's verdict depend on
+        a dead device. First the links of the plan's devices and of their peers are
+        checked (a loss found here is marked like one found mid-plan); then every lost
+        device among them is reconnected by its bench entry's policy, in open order,
+        each reopen taking along what wires or links to it (``reopen``).
+
+        Returns every device reopened, in open order. Raises ``DeviceLost`` naming the
+        device, when and why it was lost, when one the plan needs stays unreachable; a
+        lost peer without a policy is left as it is, with a warning.
         """
-        back: list[str] = []
-        for name in names:
-            err = self.lost.get(name)
-            if err is None:
+        needed = [n for n in dict.fromkeys(names) if n in self.config.devices]
+        scope = set(needed).union(*(peers(self.config, n) for n in needed))
+        order = [n for n in self._open_order() if n in scope]
+        self._find_lost(order)
+        for name in needed:  # nothing to reopen for a plan that cannot run anyway
+            if name in self.lost and self.config.devices[name].reconnect is None:
+                raise self._unreachable(name, "its bench entry has no 'reconnect' policy")
+        reopened: list[str] = []
+        failed: dict[str, str] = {}
+        for name in order:
+            if name not in self.lost:  # never lost, or brought back with an earlier one
                 continue
-            when = _clock(err.fields.get("at"))
-            why = err.fields.get("reason", str(err))
             policy = self.config.devices[name].reconnect
             if policy is None:
-                raise DeviceLost(
-                    f"lost{when} ({why}) and its bench entry has no 'reconnect' policy",
-                    device=name,
-                    at=err.fields.get("at"),
+                log.warning(
+                    "bench %s: %s is lost and has no reconnect policy; its peers %s keep "
+                    "whatever state it left them in",
+                    self.name,
+                    name,
+                    sorted(peers(self.config, name) & scope),
                 )
-            last: HilError | OSError = err
-            for attempt in range(1, policy.attempts + 1):
-                try:
-                    self.reopen(name)
-                except (HilError, OSError) as again:
-                    last = again
-                    log.warning(
-                        "bench %s: reconnect %s, attempt %d: %s", self.name, name, attempt, again
-                    )
-                    time.sleep(policy.interval)
-                    continue
-                del self.lost[name]
-                back.append(name)
-                log.info("bench %s: %s reconnected (attempt %d)", self.name, name, attempt)
-                break
-            else:
-                raise DeviceLost(
-                    f"lost{when} ({why}); {policy.attempts} reconnect attempts failed, "
-                    f"the last: {last}",
-                    device=name,
-                    at=err.fields.get("at"),
-                )
-        return back
+                continue
+            again, last = self._reconnect(name, policy.attempts, policy.interval)
+            if again is None:
+                failed[name] = f"{policy.attempts} reconnect attempts failed, the last: {last}"
+            reopened.extend(d for d in again or () if d not in reopened)
+        for name in needed:
+            if name in self.lost:
+                raise self._unreachable(name, failed.get(name, "reopening a peer failed"))
+        rank = {n: i for i, n in enumerate(self._open_order())}
+        return sorted(reopened, key=rank.__getitem__)
+
+    def _find_lost(self, names: Iterable[str]) -> None:
+        """Ask each open device whether its link still holds (a cheap look at what its
+        transport already knows), so a loss nobody has looked at yet is found now."""
+        for name in names:
+            driver = self.drivers.get(name)
+            if driver is None or name in self.lost:
+                continue
+            try:
+                driver.check_link()
+            except DeviceError as err:
+                log.warning("bench %s: %s found lost before the plan: %s", self.name, name, err)
+                self.mark_lost(name, err)
+
+    def _reconnect(
+        self, name: str, attempts: int, interval: float
+    ) -> tuple[list[str] | None, HilError | OSError | None]:
+        """Reopen one lost device (and what holds it) up to ``attempts`` times; returns
+        the devices reopened, or None and the last error. Each attempt is bounded by
+        the opens' own timeouts; the whole by attempts × (that + interval)."""
+        last: HilError | OSError | None = None
+        begun = time.monotonic()
+        for attempt in range(1, attempts + 1):
+            try:
+                again = self.reopen(name)
+            except (HilError, OSError) as err:
+                last = err
+                log.warning("bench %s: reconnect %s, attempt %d: %s", self.name, name, attempt, err)
+                if attempt < attempts:
+                    time.sleep(interval)
+                continue
+            for device in again:  # reopened fresh: whatever loss it had is over
+                self.lost.pop(device, None)
+            log.info(
+                "bench %s: %s reconnected (attempt %d, %.1f s); reopened with it: %s",
+                self.name,
+                name,
+                attempt,
+                time.monotonic() - begun,
+                ", ".join(d for d in again if d != name) or "nothing else",
+            )
+            return again, None
+        return None, last
+
+    def _unreachable(self, name: str, why_not: str) -> DeviceLost:
+        err = self.lost[name]
+        when = _clock(err.fields.get("at"))
+        why = err.fields.get("reason", str(err))
+        return DeviceLost(f"lost{when} ({why}); {why_not}", device=name, at=err.fields.get("at"))
 
     def reopen(self, name: str) -> list[str]:
         """Close one device (driver, actuator, transport, emulator) and open it again,
         with every device that wires or links to it (an analyzer holds the emulator it
         measures, a hub the peers it joined): dependents close first and open last.
-        Returns the devices reopened, in open order."""
+        Returns the devices reopened, in open order. If one fails to open, it and the
+        devices after it are marked lost (they are closed) and the error is raised."""
         affected = {name}
         order = self._open_order()
         for other in order:  # open order: a dependent comes after what it depends on
@@ -261,9 +314,15 @@ class Bench(Resource):
                     part.close()
                 except Exception as err:  # a half-dead device may fail to close: reopen anyway
                     log.warning("bench %s: closing lost %s: %s", self.name, device, err)
-        for device in again:
-            self._open_device(device, self.config.devices[device])
         self._identities = None  # a reopened device reports its identity afresh
+        for index, device in enumerate(again):
+            try:
+                self._open_device(device, self.config.devices[device])
+            except BaseException as err:
+                for closed in again[index:]:  # left closed: no plan may use them as they are
+                    why = f"reopening {name} failed: {err}"
+                    self.mark_lost(closed, DeviceLost(why, device=closed, at=time.time()))
+                raise
         return again
 
     def owned_resources(self) -> list[object]:

@@ -27,6 +27,11 @@ The contract, for emulator and driver authors:
 * ``endpoint`` is what the peer's emulator published (``{"api": "127.0.0.1:…"}``
   for a hub), empty for a real device: a real peer's address then comes from
   its ``settings``.
+* A device lost mid-session comes back as a whole with what holds it: the
+  bench reopens it with every device that wires or links to it (they hold its
+  emulator, endpoint or connection), and before a plan it reconnects the lost
+  devices among the plan's devices *and their peers* (``peers``: either
+  direction), so no plan runs beside the stale half of a dead link.
 """
 
 from __future__ import annotations
@@ -83,6 +88,24 @@ def dependencies(config: BenchConfig, name: str) -> list[tuple[tuple[Any, ...], 
         where = ("links", role) if index is None else ("links", role, index)
         deps.append((where, target))
     return deps
+
+
+def peers(config: BenchConfig, name: str) -> set[str]:
+    """The devices ``name`` is wired or linked with, in either direction.
+
+    Each side of a link keeps state about the other: a hub counts the load an
+    appliance last reported, a car reads the wallbox's side of the charging cable,
+    a wallbox remembers the hub's last limit. So a device is only as consistent as
+    its peers: a plan on it needs them reachable, not left as they died.
+    """
+    out = {target for _where, target in dependencies(config, name) if target in config.devices}
+    out.update(
+        other
+        for other in config.devices
+        if any(target == name for _where, target in dependencies(config, other))
+    )
+    out.discard(name)
+    return out
 
 
 def check_links(config: BenchConfig, locs: Locations) -> None:
