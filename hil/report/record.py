@@ -94,7 +94,7 @@ class PlanRecord:
     interlock: dict[str, Any] = field(default_factory=dict)  # what was made safe after an abort
     timeout_s: float | None = None  # the watchdog's limit for this plan (wall seconds)
     lost: dict[str, Any] = field(default_factory=dict)  # the device that stopped answering, when
-    reconnected: list[str] = field(default_factory=list)  # lost earlier, reopened for this plan
+    reconnected: list[str] = field(default_factory=list)  # reopened for it (lost + holders)
 
     def to_json(self) -> dict[str, Any]:
         plain: dict[str, Any] = _plain(self)
