@@ -16,6 +16,7 @@ from typing import Any
 from hil.bench.definition import DeviceDefinition, Envelope, SignalInfo
 from hil.errors import PlanError, did_you_mean
 from hil.expressions import Expression, ExpressionError, parse
+from hil.gc_pause import gc_paused
 from hil.measure.limits import Limit
 from hil.plan.conditions import Computed, Condition
 from hil.plan.iec62301 import MethodError, iec62301_measurement
@@ -500,6 +501,15 @@ def resolve_plan(
     capabilities: Mapping[str, frozenset[str]] | None = None,
 ) -> ResolvedPlan:
     """Check ``instance`` against the bench; raises ``PlanError`` at the first problem."""
+    with gc_paused():  # see hil.gc_pause
+        return _resolve_plan(instance, definitions, capabilities)
+
+
+def _resolve_plan(
+    instance: PlanInstance,
+    definitions: Mapping[str, DeviceDefinition],
+    capabilities: Mapping[str, frozenset[str]] | None,
+) -> ResolvedPlan:
     caps = (
         capabilities
         if capabilities is not None
