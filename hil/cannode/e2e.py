@@ -18,6 +18,7 @@ from typing import Any
 
 import cantools.database
 
+from hil.cannode.codec import codec_for
 from hil.errors import DefinitionError
 
 Database = cantools.database.can.Database
@@ -43,12 +44,10 @@ STALE_STEP = 4  # a stale counter is this far behind the last one sent (12 ahead
 
 
 def encode(message: Message, values: Mapping[str, Any]) -> bytes:
-    """Encode scaled ``values``; for a multiplexed message only the signals its
-    multiplexer value selects are kept (cantools rejects the others)."""
-    data = dict(values)
-    if any(s.multiplexer_ids for s in message.signals):
-        data = message.gather_signals(data)
-    return bytes(message.encode(data, scaling=True, strict=True))
+    """Encode scaled ``values``, checked as cantools' strict encode checks them; for
+    a multiplexed message only the signals its multiplexer value selects are kept
+    (cantools rejects the others). See ``hil.cannode.codec``."""
+    return codec_for(message).encode(values)
 
 
 def _crc8_table() -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 import can
 import cantools.database
 
+from hil.cannode.codec import codec_for
 from hil.cannode.e2e import E2EReceiver, E2ESpec
 from hil.transports.capture import RX, Record
 
@@ -27,6 +28,7 @@ class FrameLog:
     """Decoded history of one frame id: parallel lists of times and signal dicts."""
 
     __slots__ = (
+        "decode",
         "message",
         "multiplexed",
         "pending",
@@ -39,6 +41,7 @@ class FrameLog:
 
     def __init__(self, message: Message, history: int) -> None:
         self.message = message
+        self.decode = codec_for(message).decode
         self.multiplexed = any(s.multiplexer_ids for s in message.signals)
         # bounded: a message nobody reads is never decoded, and an unbounded list
         # would keep every one of its frames alive after the capture let them go
@@ -91,13 +94,13 @@ class FrameLog:
         batch = [popleft() for _ in range(n)]  # the listener may append meanwhile
         if self.seed_tail:
             batch = self._drop_seed_duplicates(batch)
-        decode: Any = self.message.decode_simple  # takes the bytearray as is: no copy
+        decode = self.decode  # takes the bytearray as is: no copy
         ts_append, values_append = self.ts.append, self.values.append
         errors = 0
         for rec in batch:
             frame = rec.data
             try:
-                decoded: dict[str, Any] = decode(frame.data, False, True)
+                decoded = decode(frame.data)
             except Exception:  # truncated frame, unknown multiplexer value
                 errors += 1
                 continue

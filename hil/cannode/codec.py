@@ -1,0 +1,116 @@
+"""One message's encoder and decoder, worked out once from its DBC layout.
+
+A step that sends a command and expects the answer encodes and decodes on the
+waiting thread, so their cost is part of every round trip. cantools' strict
+``Message.encode`` checks the signal names and ranges on every call before it
+encodes; here the names and bounds are taken from the database once, a value
+set that passes them is encoded by cantools' own codec without re-checking, and
+anything else (a value out of range, a choice name, a missing or unknown signal,
+a multiplexed message) goes through the strict encode, so every error is still
+cantools' own, with its wording. The fast path accepts only what the strict
+encode accepts, and encodes it with the same codec, so the bytes are the same.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import cantools.database
+from cantools.database.utils import decode_data, encode_data
+
+Message = cantools.database.can.Message
+
+# exact types only: a bool, a NamedSignalValue or a numpy scalar takes the strict path
+_NUMBERS = (int, float)
+
+
+class MessageCodec:
+    """Encode and decode one (non-container) message of a database."""
+
+    __slots__ = ("_bounds", "_decode_args", "_encode_args", "_length", "_names", "message")
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        codecs = message._codecs  # the layout cantools compiled when it loaded the DBC
+        simple = (
+            codecs is not None
+            and not codecs["multiplexers"]
+            and not message.is_container
+            and bool(codecs["signals"])
+        )
+        self._length = message.length
+        self._names: frozenset[str] | None = None
+        self._bounds: tuple[tuple[str, float, float], ...] = ()
+        self._encode_args: tuple[Any, Any] | None = None
+        self._decode_args: tuple[Any, Any] | None = None
+        if not simple or codecs is None:
+            return
+        signals = codecs["signals"]
+        self._names = frozenset(s.name for s in signals)
+        # the same tolerance as cantools' strict check (a scaled value a rounding
+        # step outside its range is still accepted)
+        self._bounds = tuple(
+            (
+                s.name,
+                -math.inf if s.minimum is None else s.minimum - abs(s.conversion.scale) * 1e-6,
+                math.inf if s.maximum is None else s.maximum + abs(s.conversion.scale) * 1e-6,
+            )
+            for s in signals
+        )
+        self._encode_args = (signals, codecs["formats"])
+        self._decode_args = (signals, codecs["formats"])
+
+    def encode(self, values: Mapping[str, Any]) -> bytes:
+        """The frame's payload for the scaled ``values`` of exactly its signals.
+
+        Raises cantools' ``EncodeError`` for what its strict encode rejects.
+        """
+        names, args = self._names, self._encode_args
+        if args is not None and type(values) is dict and values.keys() == names:
+            for name, low, high in self._bounds:
+                value = values[name]
+                if type(value) not in _NUMBERS or not low <= value <= high:
+                    break
+            else:
+                return encode_data(values, args[0], args[1], True).to_bytes(self._length, "big")
+        return self._strict(values)
+
+    def _strict(self, values: Mapping[str, Any]) -> bytes:
+        message = self.message
+        data = dict(values)
+        if any(s.multiplexer_ids for s in message.signals):
+            # only the signals the multiplexer value selects (cantools rejects the others)
+            data = message.gather_signals(data)
+        return bytes(message.encode(data, scaling=True, strict=True))
+
+    def decode(self, data: bytes | bytearray) -> dict[str, Any]:
+        """Scaled values by signal name, value-table names not applied (as
+        ``decode_simple(data, False, True)``); raises on a frame too short."""
+        args = self._decode_args
+        if args is None:
+            return dict(self.message.decode_simple(data, False, True))  # type: ignore[arg-type]
+        decoded: dict[str, Any] = decode_data(
+            data,  # type: ignore[arg-type]  # cantools slices it; a bytearray serves
+            self._length,
+            args[0],
+            args[1],
+            False,
+            True,
+            False,
+            True,
+        )
+        return decoded
+
+
+_CODECS: weakref.WeakKeyDictionary[Message, MessageCodec] = weakref.WeakKeyDictionary()
+
+
+def codec_for(message: Message) -> MessageCodec:
+    """The message's codec, built on first use and kept as long as the message."""
+    codec = _CODECS.get(message)
+    if codec is None:
+        codec = _CODECS[message] = MessageCodec(message)
+    return codec
