@@ -41,7 +41,6 @@ Columns in errors are 1-based character positions in the expression text.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -51,6 +50,7 @@ from hil import expression_eval as tree
 from hil.errors import did_you_mean
 from hil.expression_compile import Compiled, compile_tree
 from hil.expression_eval import ExpressionError, Node
+from hil.expression_tokens import Token, fail, tokenize
 
 __all__ = ["Expression", "ExpressionError", "Node", "is_expression", "parse", "unwrap"]
 
@@ -58,27 +58,9 @@ MAX_LENGTH = 2000
 MAX_DEPTH = 64
 # name -> (fewest, most) arguments; None means no upper bound
 FUNCTIONS = {"abs": (1, 1), "min": (2, None), "max": (2, None), "round": (1, 2)}
-KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false"})
 COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "not in"})
 
 _CALLABLE = "only abs, min, max, round can be called"
-_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:(?<=[A-Za-z0-9])-[A-Za-z][A-Za-z0-9_]*)*")
-_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.]+")
-_OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "%", "(", ")", "[", "]", ",")
-_MISTAKES = {
-    "&&": "use 'and'",
-    "||": "use 'or'",
-    "**": "there is no power operator",
-    "&": "use 'and'",
-    "|": "use 'or'",
-    "!": "use 'not'",
-    "=": "use '==' to compare",
-}
-# longest first, so "**" is not read as "*" and "!=" is not read as "!"
-_SYMBOLS = sorted((*_OPERATORS, *_MISTAKES), key=len, reverse=True)
-_ESCAPES = {'"': '"', "'": "'", "\\": "\\"}
-
 # binding powers of the infix operators (and of prefix 'not' and '-')
 _OR, _AND, _NOT, _CMP, _SUM, _PRODUCT, _UNARY = range(1, 8)
 _POWER = {"or": _OR, "and": _AND, "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "%": _PRODUCT}
@@ -119,7 +101,7 @@ def parse(source: str) -> Expression:
             column=MAX_LENGTH + 1,
         )
     try:
-        return Expression(source, _Parser(source, _tokenize(source)).parse())
+        return Expression(source, _Parser(source, tokenize(source)).parse())
     except RecursionError as err:  # a safety net; MAX_DEPTH keeps the stack shallow
         raise ExpressionError("expression nested too deeply", expression=source, column=1) from err
 
@@ -145,111 +127,6 @@ def unwrap(value: str) -> tuple[str, int]:
     stripped = inner.strip()
     offset = start + (len(inner) - len(inner.lstrip())) if stripped else start
     return stripped, offset
-
-
-# ---------------------------------------------------------------- tokens
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # "number", "string", "name", "keyword", "op" or "end"
-    text: str
-    column: int
-    value: Any = None
-
-    def describe(self) -> str:
-        if self.kind == "name":
-            return f"name {self.text!r}"
-        if self.kind in ("number", "string"):
-            return f"{self.kind} {self.text}"
-        return "the end of the expression" if self.kind == "end" else repr(self.text)
-
-
-def _tokenize(source: str) -> list[Token]:
-    tokens: list[Token] = []
-    pos = 0
-    while pos < len(source):
-        char = source[pos]
-        if char in " \t\r\n":
-            pos += 1
-        elif char in "\"'":
-            pos = _string(source, pos, tokens)
-        elif char.isascii() and (char.isdigit() or (char == "." and _NUMBER.match(source, pos))):
-            pos = _number(source, pos, tokens)
-        elif _SEGMENT.match(source, pos):
-            pos = _name(source, pos, tokens)
-        else:
-            pos = _operator(source, pos, tokens)
-    tokens.append(Token("end", "", len(source) + 1))
-    return tokens
-
-
-def _fail(source: str, column: int, reason: str) -> ExpressionError:
-    return ExpressionError(reason, expression=source, column=column)
-
-
-def _string(source: str, start: int, tokens: list[Token]) -> int:
-    quote, pos, parts = source[start], start + 1, []
-    while pos < len(source) and source[pos] != quote:
-        if source[pos] == "\\" and pos + 1 < len(source):
-            escaped = source[pos + 1]
-            if escaped not in _ESCAPES:
-                raise _fail(
-                    source,
-                    pos + 1,
-                    f"unsupported escape '\\{escaped}'; only \\\" \\' and \\\\ are allowed",
-                )
-            parts.append(_ESCAPES[escaped])
-            pos += 2
-        else:
-            parts.append(source[pos])
-            pos += 1
-    if pos >= len(source):
-        raise _fail(source, start + 1, f"unterminated string; close it with {quote}")
-    tokens.append(Token("string", source[start : pos + 1], start + 1, "".join(parts)))
-    return pos + 1
-
-
-def _number(source: str, start: int, tokens: list[Token]) -> int:
-    match = _NUMBER.match(source, start)
-    assert match is not None  # the caller saw a digit or ".digit"
-    tail = _NUMBER_TAIL.match(source, match.end())
-    if tail:
-        raise _fail(source, start + 1, f"malformed number {source[start : tail.end()]!r}")
-    text = match.group()
-    value = float(text) if any(c in text for c in ".eE") else int(text)
-    tokens.append(Token("number", text, start + 1, value))
-    return match.end()
-
-
-def _name(source: str, start: int, tokens: list[Token]) -> int:
-    match = _SEGMENT.match(source, start)
-    assert match is not None
-    end = match.end()
-    while end < len(source) and source[end] == ".":
-        segment = _SEGMENT.match(source, end + 1)
-        if segment is None:
-            where = "ends with '.'" if end + 1 == len(source) else "has '.' not followed by a name"
-            raise _fail(source, end + 1, f"name {source[start : end + 1]!r} {where}")
-        end = segment.end()
-    text = source[start:end]
-    if text in KEYWORDS:
-        tokens.append(Token("keyword", text, start + 1))
-    elif text.lower() in ("true", "false"):
-        raise _fail(source, start + 1, f"unknown name {text!r}; use true/false (lowercase)")
-    else:
-        tokens.append(Token("name", text, start + 1))
-    return end
-
-
-def _operator(source: str, pos: int, tokens: list[Token]) -> int:
-    for text in _SYMBOLS:
-        if source.startswith(text, pos):
-            if text in _MISTAKES:
-                raise _fail(source, pos + 1, f"unexpected {text!r}; {_MISTAKES[text]}")
-            tokens.append(Token("op", text, pos + 1))
-            return pos + len(text)
-    raise _fail(source, pos + 1, f"unexpected character {source[pos]!r}")
 
 
 # ---------------------------------------------------------------- parser
@@ -278,7 +155,7 @@ class _Parser:
         return node
 
     def fail(self, column: int, reason: str) -> ExpressionError:
-        return _fail(self.source, column, reason)
+        return fail(self.source, column, reason)
 
     def peek(self) -> Token:
         return self.tokens[self.pos]
