@@ -10,8 +10,10 @@ plan uses, on its real transport:
 * ``flood``: a burst of error frames on a CAN device's bus.
 
 Figures printed at the end: plans run (by status), faults injected, faults
-accounted for (a record names the device as lost) and recovered (the device
-reconnected for a later plan that then ran), hangs (a plan the watchdog had
+detected (the bench marked the device lost after the strike: a plan met it,
+the check before a plan found it, or the final sweep), accounted for (detected,
+or the device was reopened before anything looked at it again) and recovered
+(reopened after the strike, for a later plan), hangs (a plan the watchdog had
 to abort, or one that outlived the soak's own bound), and the leak check:
 threads, file descriptors and listening TCP ports before the bench opened and
 after it closed, plus peak memory. Exit status 1 if any hang, leak or
@@ -37,7 +39,7 @@ import can
 import yaml
 
 from hil.bench.bench import Bench
-from hil.bench.loader import load_bench
+from hil.bench.loader import LoadedBench, load_bench
 from hil.errors import DeviceError
 from hil.plan.loader import PlanInstance, load_plan
 from hil.plan.prompts import AnswersFile
@@ -78,6 +80,20 @@ def catalogue(overrides: Any) -> list[PlanInstance]:
             plan = load_plan(path)
             out.extend(plan.instances(overrides(plan.id)))
     return out
+
+
+class SoakBench(Bench):
+    """The bench, remembering every loss it marked (``lost`` forgets a device once it is
+    reconnected): what the soak counts as a fault detected."""
+
+    def __init__(self, loaded: LoadedBench) -> None:
+        super().__init__(loaded)
+        self.losses: list[tuple[str, float]] = []
+
+    def mark_lost(self, name: str, err: DeviceError) -> None:
+        if name in self.config.devices and name not in self.lost:
+            self.losses.append((name, time.time()))
+        super().mark_lost(name, err)
 
 
 class Injector:
@@ -161,7 +177,7 @@ def main() -> int:
         plans = catalogue(loaded.parameter_overrides)
         answers = loaded.config.answers
         prompter = AnswersFile(Path(answers)) if answers else None
-        with Bench(loaded) as bench:
+        with SoakBench(loaded) as bench:
             injector = Injector(bench, rng)
             passes = 0
             while time.monotonic() < end:
@@ -187,23 +203,28 @@ def main() -> int:
                         if struck is not None and struck["at"] >= record.started
                         else ""
                     )
+                    reopened = f"  reopened: {','.join(record.reconnected)}" * bool(
+                        record.reconnected
+                    )
                     print(
                         f"{len(records):4d} {record.plan_id + record.instance:40s} "
-                        f"{record.status.value:8s} {took:6.1f} s {record.category}{fault}",
+                        f"{record.status.value:8s} {took:6.1f} s {record.category}{fault}"
+                        f"{reopened}",
                         flush=True,
                     )
             injected = injector.injected
             swept = final_sweep(bench, injected)
+            losses = bench.losses + swept
         time.sleep(1.0)  # reader threads notice their closed ports
     after = counts()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return report(records, injected, swept, hangs, before, after, peak_mb, started, passes)
+    return report(records, injected, losses, hangs, before, after, peak_mb, started, passes)
 
 
 def report(
     records: list[PlanRecord],
     injected: list[dict[str, Any]],
-    swept: list[tuple[str, float]],
+    losses: list[tuple[str, float]],
     hangs: list[str],
     before: dict[str, Any],
     after: dict[str, Any],
@@ -211,15 +232,16 @@ def report(
     started: float,
     passes: int,
 ) -> int:
-    lost = [(r.lost.get("device"), r.ended) for r in records if r.lost] + swept
     reconnected = [(d, r.started) for r in records for d in r.reconnected]
-    accounted = recovered = 0
+    detected = accounted = recovered = 0
     unaccounted: list[str] = []
     for fault in injected:
-        named = any(dev == fault["device"] and t >= fault["at"] for dev, t in lost)
-        # a device struck after its plan's last look is found lost by the next plan
-        # that needs it, or reconnected by it
+        named = any(dev == fault["device"] and t >= fault["at"] for dev, t in losses)
+        # reopened (lost itself, or with a lost device it links to) before a plan began
+        # after the strike: a device struck after its plan's last look may come back
+        # fresh before anything looks at it again, so nothing can see that fault
         back = any(dev == fault["device"] and t >= fault["at"] for dev, t in reconnected)
+        detected += named
         accounted += named or back
         recovered += back
         if not (named or back):
@@ -233,6 +255,7 @@ def report(
         print(f"soak_plans_{status}: {n} plans")
     print(f"soak_broken_device_not_responding: {broken_device} plans")
     print(f"soak_faults_injected: {len(injected)} faults")
+    print(f"soak_faults_detected: {detected} faults")
     print(f"soak_faults_accounted: {accounted} faults")
     print(f"soak_faults_recovered: {recovered} faults")
     print(f"soak_hangs: {len(hangs)} plans")
