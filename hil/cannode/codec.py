@@ -19,6 +19,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import cantools.database
+from cantools.database.conversion import (
+    IdentityConversion,
+    LinearConversion,
+    LinearIntegerConversion,
+    NamedSignalConversion,
+)
 from cantools.database.utils import decode_data, encode_data
 
 Message = cantools.database.can.Message
@@ -30,7 +36,15 @@ _NUMBERS = (int, float)
 class MessageCodec:
     """Encode and decode one (non-container) message of a database."""
 
-    __slots__ = ("_bounds", "_decode_args", "_encode_args", "_length", "_names", "message")
+    __slots__ = (
+        "_bounds",
+        "_decode_args",
+        "_encode_args",
+        "_fields",
+        "_length",
+        "_names",
+        "message",
+    )
 
     def __init__(self, message: Message) -> None:
         self.message = message
@@ -46,6 +60,7 @@ class MessageCodec:
         self._bounds: tuple[tuple[str, float, float], ...] = ()
         self._encode_args: tuple[Any, Any] | None = None
         self._decode_args: tuple[Any, Any] | None = None
+        self._fields: tuple[_Field, ...] | None = None
         if not simple or codecs is None:
             return
         signals = codecs["signals"]
@@ -62,6 +77,7 @@ class MessageCodec:
         )
         self._encode_args = (signals, codecs["formats"])
         self._decode_args = (signals, codecs["formats"])
+        self._fields = _little_endian_fields(signals)
 
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """The frame's payload for the scaled ``values`` of exactly its signals.
@@ -89,6 +105,19 @@ class MessageCodec:
     def decode(self, data: bytes | bytearray) -> dict[str, Any]:
         """Scaled values by signal name, value-table names not applied (as
         ``decode_simple(data, False, True)``); raises on a frame too short."""
+        fields = self._fields
+        if fields is not None and len(data) == self._length:
+            # every signal an Intel-order integer: shifts and masks of one int give
+            # cantools' values (its bit unpacking builds two dicts and reverses the
+            # payload per frame; the scaling is its own expression, raw * scale + offset)
+            whole = int.from_bytes(data, "little")
+            decoded_fast: dict[str, Any] = {}
+            for name, shift, mask, sign, scale, offset in fields:
+                raw = (whole >> shift) & mask
+                if raw & sign:
+                    raw -= sign << 1
+                decoded_fast[name] = raw if scale is None else raw * scale + offset
+            return decoded_fast
         args = self._decode_args
         if args is None:
             return dict(self.message.decode_simple(data, False, True))  # type: ignore[arg-type]
@@ -103,6 +132,35 @@ class MessageCodec:
             True,
         )
         return decoded
+
+
+# name, shift, mask, sign bit (0: unsigned), scale (None: the raw value as is), offset
+_Field = tuple[str, int, int, int, Any, Any]
+
+
+def _little_endian_fields(signals: Any) -> tuple[_Field, ...] | None:
+    """How to cut each signal out of the payload read as one little-endian integer,
+    when every signal is an Intel-order integer with a linear scaling (else None:
+    cantools' own decoder serves)."""
+    fields: list[_Field] = []
+    for s in signals:
+        conversion = s.conversion
+        if isinstance(conversion, NamedSignalConversion):
+            # value-table names are not applied here: its numeric conversion decides
+            conversion = conversion._conversion
+        if s.byte_order != "little_endian" or s.is_float or s.length < 1:
+            return None
+        scale: Any
+        offset: Any
+        if isinstance(conversion, IdentityConversion):
+            scale, offset = None, 0
+        elif isinstance(conversion, (LinearIntegerConversion, LinearConversion)):
+            scale, offset = conversion.scale, conversion.offset
+        else:
+            return None
+        sign = 1 << (s.length - 1) if s.is_signed else 0
+        fields.append((s.name, s.start, (1 << s.length) - 1, sign, scale, offset))
+    return tuple(fields)
 
 
 _CODECS: weakref.WeakKeyDictionary[Message, MessageCodec] = weakref.WeakKeyDictionary()

@@ -13,6 +13,7 @@ import can
 import cantools
 import cantools.database
 
+from hil import heap_freeze
 from hil.errors import DefinitionError, DeviceLost, TransportOpenError
 from hil.lifecycle import Resource, start_thread
 from hil.transports.capture import RX, TX, Capture
@@ -144,6 +145,7 @@ class CanTransport(Resource):
         self._running = False
         self._rx_lock = threading.Lock()
         self._parked_until = 0.0  # time.monotonic(): the reader thread keeps off the bus
+        self._holds_heap = False  # see hil.heap_freeze
 
     def _open_impl(self) -> None:
         kwargs: dict[str, Any] = dict(self.bus_kwargs)
@@ -163,6 +165,9 @@ class CanTransport(Resource):
                 address=f"{self.interface}:{self.channel}",
             ) from err
         self._running = True
+        # what exists now outlives the capture: keep the collector's full passes off it
+        heap_freeze.hold()
+        self._holds_heap = True
         self._thread = start_thread(self._read_loop, f"can-{self.name}")
 
     def _receive(self, timeout: float) -> bool:
@@ -270,6 +275,9 @@ class CanTransport(Resource):
         finally:
             if locked:
                 self._rx_lock.release()
+            if self._holds_heap:
+                self._holds_heap = False
+                heap_freeze.release()
 
     def write_log(self, path: Path) -> Path:
         """Write the capture with python-can's own writer (.asc, .blf, .log, .csv…)."""

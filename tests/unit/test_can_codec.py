@@ -17,7 +17,9 @@ from hil.cannode.codec import MessageCodec, codec_for
 from hil.transports.can import load_dbc
 
 ROOT = Path(__file__).resolve().parents[2]
-DATABASES = {name: load_dbc(ROOT / "devices" / name / f"{name}.dbc") for name in ("ev", "hub")}
+DATABASES = {
+    name: load_dbc(ROOT / "devices" / name / f"{name}.dbc") for name in ("ev", "hub", "charger")
+}
 MESSAGES = [m for db in DATABASES.values() for m in db.messages if not m.is_container and m.signals]
 Message = cantools.database.can.Message
 
@@ -27,6 +29,9 @@ BO_ 768 MUX_Status: 3 DUT
  SG_ Kind M : 0|8@1+ (1,0) [0|1] "" HIL
  SG_ Voltage m0 : 8|16@1+ (0.01,0) [0|655.35] "V" HIL
  SG_ Current m1 : 8|16@1- (0.1,0) [-3276.8|3276.7] "A" HIL
+BO_ 769 BE_Status: 4 DUT
+ SG_ Level : 7|12@0- (0.5,1) [-1023|1024.5] "" HIL
+ SG_ Flag : 27|1@1+ (1,0) [0|1] "" HIL
 """
 
 
@@ -56,6 +61,17 @@ def test_encode_and_decode_equal_cantools(data: st.DataObject) -> None:
     expected = bytes(message.encode(values, scaling=True, strict=True))
     assert codec.encode(values) == expected
     assert codec.decode(bytearray(expected)) == message.decode_simple(expected, False, True)
+
+
+@given(st.data())
+def test_any_payload_decodes_as_cantools_decodes_it(data: st.DataObject) -> None:
+    """Every bit pattern, sign bits and value-table raw values included."""
+    message = data.draw(st.sampled_from(MESSAGES))
+    payload = bytearray(data.draw(st.binary(min_size=message.length, max_size=message.length)))
+    decoded = MessageCodec(message).decode(payload)
+    expected = message.decode_simple(bytes(payload), False, True)
+    assert decoded == expected
+    assert [type(v) for v in decoded.values()] == [type(v) for v in expected.values()]
 
 
 def _bms() -> tuple[Message, MessageCodec, dict[str, Any]]:
@@ -134,6 +150,17 @@ def test_a_multiplexed_message_encodes_the_selected_signals() -> None:
     assert codec.decode(frame) == {"Kind": 1, "Current": -2.5}
     with pytest.raises(EncodeError):
         codec.encode({"Kind": 0, "Voltage": 700.0, "Current": 0.0})
+
+
+def test_a_motorola_signal_takes_cantools_decoder() -> None:
+    db = cantools.database.load_string(MUX_DBC, database_format="dbc")
+    assert isinstance(db, cantools.database.can.Database)
+    message = db.get_message_by_name("BE_Status")
+    codec = MessageCodec(message)
+    for payload in (bytes(4), b"\xff\xf0\x08\x00", b"\x80\x10\x00\x00"):
+        assert codec.decode(bytearray(payload)) == message.decode_simple(payload, False, True)
+    values = {"Level": -20.5, "Flag": 1}
+    assert codec.encode(values) == message.encode(values, strict=True)
 
 
 def test_a_short_frame_does_not_decode() -> None:

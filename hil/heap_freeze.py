@@ -1,0 +1,49 @@
+"""Keep the collector off the heap that exists while a capture is running.
+
+A capturing transport keeps every frame it receives (a ``can.Message`` and its
+capture record: two objects the cyclic garbage collector tracks per frame), so a
+busy bus makes the collector's generations grow fast and its full passes
+frequent. Each full pass walks every tracked object of the process: the imports,
+the bench, the databases (about 90,000 objects in a bench process) plus the
+capture, and on a saturated bus that walk was half the consumer's time.
+
+While at least one capturing transport is open, the objects that existed when
+the first one opened are moved to the collector's permanent generation
+(``gc.freeze()``, CPython's tool for a long-lived heap): they are still freed by
+reference counting, only the cycle search skips them. When the last such
+transport closes they are handed back (``gc.unfreeze()``), so a cycle that died
+meanwhile is collected then, not leaked.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+_lock = threading.Lock()
+_holders = 0
+
+
+def hold() -> None:
+    """A capturing transport opened: freeze the heap unless one is already held."""
+    global _holders
+    with _lock:
+        _holders += 1
+        if _holders == 1:
+            gc.freeze()
+
+
+def release() -> None:
+    """A capturing transport closed: unfreeze when it was the last one."""
+    global _holders
+    with _lock:
+        if _holders == 0:
+            return
+        _holders -= 1
+        if _holders == 0:
+            gc.unfreeze()
+
+
+def holders() -> int:
+    """How many transports hold the heap frozen now."""
+    return _holders
