@@ -13,6 +13,13 @@ the first one opened are moved to the collector's permanent generation
 reference counting, only the cycle search skips them. When the last such
 transport closes they are handed back (``gc.unfreeze()``), so a cycle that died
 meanwhile is collected then, not leaked.
+
+Meanwhile the youngest generation is collected after ``YOUNG_THRESHOLD``
+allocations instead of CPython's 700: a capture keeps nearly every object it
+makes, so each young collection frees almost nothing, and every object it keeps
+is walked again by the next generation's pass; at 700 a 20,000-frame burst went
+through about 220 young and 20 middle collections. The young objects a pass
+would have found garbage wait a little longer (at most this many objects).
 """
 
 from __future__ import annotations
@@ -20,28 +27,38 @@ from __future__ import annotations
 import gc
 import threading
 
+YOUNG_THRESHOLD = 10_000
+
 _lock = threading.Lock()
 _holders = 0
+_thresholds: tuple[int, int, int] | None = None  # the process's own, restored at release
 
 
 def hold() -> None:
     """A capturing transport opened: freeze the heap unless one is already held."""
-    global _holders
+    global _holders, _thresholds
     with _lock:
         _holders += 1
         if _holders == 1:
             gc.freeze()
+            _thresholds = gc.get_threshold()
+            young, middle, old = _thresholds
+            if young:  # 0: the process turned automatic collection off; leave it so
+                gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, old)
 
 
 def release() -> None:
     """A capturing transport closed: unfreeze when it was the last one."""
-    global _holders
+    global _holders, _thresholds
     with _lock:
         if _holders == 0:
             return
         _holders -= 1
         if _holders == 0:
             gc.unfreeze()
+            if _thresholds is not None:
+                gc.set_threshold(*_thresholds)
+                _thresholds = None
 
 
 def holders() -> int:

@@ -82,6 +82,9 @@ class Timeline:
         since, baseline, pick = self.since, self.baseline, whole.pick
         states: list[State] = []
         append = states.append
+        # State(...) runs the named tuple's Python-level __new__ (0.64 µs a state
+        # measured, 0.27 µs this way): tuple.__new__ builds the same object
+        make = tuple.__new__
         previous = values = tuple(self.current)
         seen, taken, count = last, 0, len(rows)
         for k in range(count):
@@ -97,7 +100,7 @@ class Timeline:
             seen = t
             if k + 1 < count and rows[k + 1][0] == t:
                 continue  # frames of one timestamp form one state
-            append(State(t if t > since else since, values, previous))
+            append(make(State, (t if t > since else since, values, previous)))
             previous = values
         self.current[:] = values
         self.count += taken * len(values)

@@ -27,11 +27,14 @@ def _transport() -> CanTransport:
 
 def test_frozen_while_a_transport_is_open_and_handed_back_after_the_last() -> None:
     before = heap_freeze.holders()
+    thresholds = gc.get_threshold()
     first, second = _transport(), _transport()
     first.open()
     try:
         assert heap_freeze.holders() == before + 1
         assert gc.get_freeze_count() > 0  # the heap that existed at open
+        if before == 0:
+            assert gc.get_threshold()[0] == max(thresholds[0], heap_freeze.YOUNG_THRESHOLD)
         second.open()
         assert heap_freeze.holders() == before + 2
         second.close()
@@ -42,6 +45,7 @@ def test_frozen_while_a_transport_is_open_and_handed_back_after_the_last() -> No
     assert heap_freeze.holders() == before
     if before == 0:
         assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == thresholds  # the process's own, back
 
 
 def test_a_cycle_that_died_while_frozen_is_collected_after_close() -> None:
