@@ -11,7 +11,6 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +18,7 @@ import pydantic
 import yaml
 
 from hil.errors import ConfigError, did_you_mean
+from hil.yaml_fast import FastBuilder, Unusual
 
 MAX_BYTES = 2 * 1024 * 1024  # plans and benches are small; a 50 MB file is a mistake
 MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
@@ -29,20 +29,67 @@ Path_ = tuple[Key, ...]
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
-@dataclass
 class Locations:
-    """1-based line and column of every mapping value and list item."""
+    """1-based line and column of every mapping value and list item.
 
-    file: str
-    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    key_marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    quoted: set[Path_] = field(default_factory=set)  # scalars written in quotes (column + 1)
+    A document loaded by the fast path (``hil.yaml_fast``) comes with the
+    positions of list items and their members only, and its text: the full
+    index is built from the text the first time anything else is asked (an
+    error message), by the located builder, so it is the same index either way.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        marks: dict[Path_, tuple[int, int]] | None = None,
+        key_marks: dict[Path_, tuple[int, int]] | None = None,
+        quoted: set[Path_] | None = None,
+        *,
+        text: str | None = None,
+        items: dict[Path_, tuple[int, int]] | None = None,
+    ) -> None:
+        self.file = file
+        self._marks = {} if marks is None else marks
+        self._key_marks = {} if key_marks is None else key_marks
+        self._quoted = set() if quoted is None else quoted  # scalars written in quotes
+        self._text = text  # set while only ``_items`` is known
+        self._items = {} if items is None else items
+
+    def __repr__(self) -> str:
+        return f"Locations({self.file!r})"
+
+    def _located(self) -> Locations:
+        if self._text is not None:
+            full = _load_text(self._text, self.file, fast=False)[1]
+            self._marks, self._key_marks, self._quoted = full._marks, full._key_marks, full._quoted
+            self._text = None
+        return self
+
+    @property
+    def complete(self) -> bool:
+        """Whether the full index is built (a fast-path load before any error)."""
+        return self._text is None
+
+    @property
+    def marks(self) -> dict[Path_, tuple[int, int]]:
+        return self._located()._marks
+
+    @property
+    def key_marks(self) -> dict[Path_, tuple[int, int]]:
+        return self._located()._key_marks
+
+    @property
+    def quoted(self) -> set[Path_]:
+        return self._located()._quoted
 
     def find(self, loc: Sequence[Key], *, key: bool = False) -> tuple[int | None, int | None]:
         """The position of ``loc`` or of its nearest ancestor that has one."""
         path = tuple(loc)
+        if self._text is not None and not key and path in self._items:
+            return self._items[path]  # what the full index holds for it too
+        key_marks, marks = self.key_marks, self.marks
         while True:
-            table = self.key_marks if key and path in self.key_marks else self.marks
+            table = key_marks if key and path in key_marks else marks
             if path in table:
                 return table[path]
             if not path:
@@ -104,17 +151,20 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
 assert not _Loader.yaml_path_resolvers
 
 
+# a scalar's constructor called directly: construct_object's bookkeeping (alias
+# cache, recursion guard) is for collections, and collections are built here
+_SCALAR_CONSTRUCTORS = {
+    tag: c for tag, c in _Loader.yaml_constructors.items() if tag in _SCALAR_TAGS
+}
+
+
 class _Builder:
     def __init__(self, file: str, loader: yaml.SafeLoader, locs: Locations) -> None:
         self.file = file
         self.loader = loader
         self.locs = locs
         self.count = 0
-        # a scalar's constructor called directly: construct_object's bookkeeping (alias
-        # cache, recursion guard) is for collections, and collections are built here
-        self.constructors = {
-            tag: c for tag, c in type(loader).yaml_constructors.items() if tag in _SCALAR_TAGS
-        }
+        self.constructors = _SCALAR_CONSTRUCTORS
 
     def fail(self, node: yaml.Node, message: str) -> ConfigError:
         mark = node.start_mark
@@ -154,7 +204,7 @@ class _Builder:
             if constructor is None:  # "<<" out of place: PyYAML's own error says so
                 return self.loader.construct_object(node, deep=True)
             return constructor(self.loader, node)
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, ValueError) as err:  # ValueError: a date such as 2001-13-45
             raise self.fail(node, f"invalid value: {_problem(err)}") from err
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
@@ -197,7 +247,7 @@ def _reader_error(err: yaml.reader.ReaderError, text: str, file: str) -> ConfigE
     )
 
 
-def _problem(err: yaml.YAMLError) -> str:
+def _problem(err: yaml.YAMLError | ValueError) -> str:
     problem = getattr(err, "problem", None) or str(err)
     return str(problem).strip()
 
@@ -212,7 +262,9 @@ def load_text(text: str, file: str, cls: type[ConfigError] = ConfigError) -> tup
         raise cls(err.reason, file=err.file, line=err.line, column=err.column) from err
 
 
-def _load_text(text: str, file: str) -> tuple[Any, Locations]:
+def _load_text(text: str, file: str, *, fast: bool = True) -> tuple[Any, Locations]:
+    """``fast``: build with the positions of list items only (``hil.yaml_fast``) and
+    locate the rest when asked; anything unusual is built by the located builder."""
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise ConfigError(f"file is larger than {MAX_BYTES // 1024} KiB; refused", file=file)
     locs = Locations(file)
@@ -224,6 +276,14 @@ def _load_text(text: str, file: str) -> tuple[Any, Locations]:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError("file is empty", file=file, line=1)
+        if fast:
+            quick = FastBuilder(loader, _SCALAR_CONSTRUCTORS, MAX_NODES, MAX_DEPTH)
+            try:
+                data = quick.build(node, ())
+            except Unusual:
+                pass
+            else:
+                return data, Locations(file, text=text, items=quick.items)
         data = _Builder(file, loader, locs).build(node, ())
     except yaml.reader.ReaderError as err:
         raise _reader_error(err, text, file) from err

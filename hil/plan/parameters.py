@@ -8,6 +8,7 @@ saved values or signals are left for the runner.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hil.errors import PlanError, did_you_mean
-from hil.expressions import ExpressionError, parse
+from hil.expressions import Expression, ExpressionError, parse
 from hil.plan.model import Parameter, Value
 from hil.units import parse_duration
 from hil.yamlio import Locations
@@ -168,18 +169,27 @@ def substitute(data: Any, values: Mapping[str, Value], locs: Locations, path: Lo
 _RUNTIME = object()
 
 
+# Every instance of a plan (matrix combination, override) substitutes the same texts,
+# and variants of a plan repeat them: an Expression is immutable, so one parse per
+# text serves them all (as in hil.plan.resolve). Errors are not cached: a bad text
+# raises again, located where it is written.
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> Expression:
+    return parse(source)
+
+
 def _evaluate(
     source: str, offset: int, values: Mapping[str, Value], locs: Locations, path: Loc
 ) -> Any:
-    line, col = locs.find(path)
-    if col is not None and path in locs.quoted:
-        col += 1  # the opening quote
     try:
-        expr = parse(source)
+        expr = _parse(source)
         if any(name not in values for name, _ in expr.names()):
             return _RUNTIME  # names a saved value or a signal: the runner computes it
         return expr.evaluate(lambda n: values[n])
     except ExpressionError as err:
+        line, col = locs.find(path)  # looked up only for the message
+        if col is not None and path in locs.quoted:
+            col += 1  # the opening quote
         column = None if col is None else col + offset + int(err.column) - 1
         raise PlanError(
             f"in ${{{source}}}: {err.reason}", file=locs.file, line=line, column=column
