@@ -510,3 +510,18 @@ def test_a_peer_lost_between_plans_is_found_and_reconnected_before_the_next(
     record = _run_shipped(bench, PLANS / "interop" / "X4-hub-lost-charger-fallback.yaml", tmp_path)
     assert record.status is Status.PASSED, record.reason
     assert "oven" in record.reconnected, record.reconnected
+
+
+def test_a_lost_peer_without_a_policy_is_left_lost_and_the_plan_still_runs(
+    open_bench: Callable[..., Bench], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the analyzer is wired to the plug: the plug is its peer, but not a device of the plan
+    bench = open_bench(power_analyzer={"reconnect": {"attempts": 1, "interval": "100 ms"}})
+    bench.emulators["smart_plug"].close()
+    bench.mark_lost("smart_plug", DeviceLost("its pty is gone", device="smart_plug"))
+    settle = {"id": "settle", "wait": {"duration": 0.1, "scaled": False}}
+    plan = _plan(tmp_path, "ANALYZER-ONLY", ["power_analyzer"], [settle])
+    record = _run(bench, plan, tmp_path / "e1")
+    assert record.status is Status.PASSED, record.reason
+    assert record.reconnected == [] and "smart_plug" in bench.lost
+    assert "smart_plug is lost and has no reconnect policy" in caplog.text
