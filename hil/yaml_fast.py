@@ -32,6 +32,7 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 # the located builder flattens these ("<<" merges); here they are out of the ordinary
 _FLATTEN_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 _KEY_SLOT = "<key>"  # the located builder's path segment for a mapping's keys
+_Scalar = yaml.ScalarNode
 
 
 class Unusual(Exception):
@@ -61,8 +62,8 @@ class FastBuilder:
         if self.count > self.max_nodes or len(path) > self.max_depth:
             raise Unusual
         kind = type(node)
-        if kind is yaml.ScalarNode:
-            return self._scalar(node)
+        if kind is _Scalar:
+            return node.value if node.tag == _STR_TAG else self._scalar(node)
         if kind is yaml.MappingNode:
             return self._mapping(node, path)
         if kind is not yaml.SequenceNode or node.tag != _SEQ_TAG:
@@ -94,28 +95,39 @@ class FastBuilder:
         # the members of a list item are located now (an invariant's "always")
         record = bool(path) and type(path[-1]) is int
         depth = len(path) + 1
+        if depth > self.max_depth:
+            raise Unusual
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            if type(key_node) is not yaml.ScalarNode or key_node.tag in _FLATTEN_KEY_TAGS:
+            # a key and, when it is a scalar, its value: counted here, built inline
+            if type(key_node) is not _Scalar:
                 raise Unusual
+            tag = key_node.tag
+            if tag == _STR_TAG:
+                key = key_node.value
+                if key == _KEY_SLOT:
+                    raise Unusual  # its position would share a slot with the keys' own
+            elif tag in _FLATTEN_KEY_TAGS:
+                raise Unusual
+            else:
+                key = self._scalar(key_node)
+                if key is None or not isinstance(key, str | int | bool | float):
+                    raise Unusual  # the located builder says which key is not a scalar
+            if key in out:
+                raise Unusual  # the located builder says where the first one was
             self.count += 1
-            if depth > self.max_depth:
-                raise Unusual
-            key = self._scalar(key_node)
-            if key is None or not isinstance(key, str | int | bool | float) or key in out:
-                raise Unusual  # the located builder says which key, and where the first was
-            if key == _KEY_SLOT:
-                raise Unusual  # its position would share a slot with the keys' own
             if record:
                 here = (*path, key)
                 mark = value_node.start_mark
                 self.items[here] = (mark.line + 1, mark.column + 1)
                 out[key] = self.build(value_node, here)
-            elif type(value_node) is yaml.ScalarNode:
+            elif type(value_node) is _Scalar:
                 self.count += 1
-                if depth > self.max_depth:
-                    raise Unusual
-                out[key] = self._scalar(value_node)
+                out[key] = (
+                    value_node.value if value_node.tag == _STR_TAG else self._scalar(value_node)
+                )
             else:
                 out[key] = self.build(value_node, (*path, key))
+        if self.count > self.max_nodes:
+            raise Unusual
         return out

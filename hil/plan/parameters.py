@@ -138,19 +138,52 @@ def _fmt(value: Value) -> str:
 
 
 def substitute(data: Any, values: Mapping[str, Value], locs: Locations, path: Loc = ()) -> Any:
-    """Replace ``${…}`` over parameters only; leave runtime expressions in place."""
+    """Replace ``${…}`` over parameters only; leave runtime expressions in place.
+
+    Unchanged parts are returned as they are (not copied). Most values are plain
+    scalars without ``${``: they are skipped in the loop, without a call or a path.
+    """
     if isinstance(data, dict):
-        changed = {}
+        changed: dict[Any, Any] | None = None
         for k, v in data.items():
-            new = substitute(v, values, locs, (*path, k))
+            kind = type(v)
+            if kind is str:
+                if "${" not in v:
+                    continue
+                new = _text(v, values, locs, (*path, k))
+            elif kind is dict or kind is list:
+                new = substitute(v, values, locs, (*path, k))
+            else:
+                continue
             if new is not v:
+                if changed is None:
+                    changed = {}
                 changed[k] = new
         return {**data, **changed} if changed else data
     if isinstance(data, list):
-        items = [substitute(v, values, locs, (*path, i)) for i, v in enumerate(data)]
-        return items if any(a is not b for a, b in zip(items, data, strict=True)) else data
-    if not isinstance(data, str) or "${" not in data:
-        return data
+        items: list[Any] | None = None
+        for i, v in enumerate(data):
+            kind = type(v)
+            if kind is str:
+                if "${" not in v:
+                    continue
+                new = _text(v, values, locs, (*path, i))
+            elif kind is dict or kind is list:
+                new = substitute(v, values, locs, (*path, i))
+            else:
+                continue
+            if new is not v:
+                if items is None:
+                    items = list(data)
+                items[i] = new
+        return data if items is None else items
+    if isinstance(data, str) and "${" in data:
+        return _text(data, values, locs, path)
+    return data
+
+
+def _text(data: str, values: Mapping[str, Value], locs: Locations, path: Loc) -> Any:
+    """One string with ``${…}``: the value of a whole ``${…}``, or the text filled in."""
     whole = _EMBEDDED.fullmatch(data.strip())
     if whole:
         result = _evaluate(whole.group(1), data.index(whole.group(1)), values, locs, path)
