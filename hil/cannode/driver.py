@@ -111,6 +111,8 @@ class CanNodeDriver:
 
     def _update(self, log: FrameLog) -> None:
         """Decode what arrived since the last call (caller holds ``_lock``)."""
+        if not log.pending:  # nothing new (a waiter looks before every receive)
+            return
         spec = self.e2e.by_frame_id(log.message.frame_id) if self.e2e else None
         self.decode_errors += log.update(self._receiver, spec, self.history)
 
@@ -419,12 +421,16 @@ class CanNodeDriver:
         with self._lock:
             self._update(log)
             ts, values = log.ts, log.values
+            seen = -1  # a Sample only for what is returned: this runs per frame of a stream
             for j in range(max(0, bisect_left(ts, since) - 1), len(ts)):
                 if after is not None and ts[j] <= after:
                     continue
-                last = Sample(ts[j], values[j][sig])
-                if check(last.value):
-                    return last, last
+                seen = j
+                if check(values[j][sig]):
+                    hit = Sample(ts[j], values[j][sig])
+                    return hit, hit
+            if seen >= 0:
+                last = Sample(ts[seen], values[seen][sig])
         return None, last
 
     def close(self) -> None:

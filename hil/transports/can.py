@@ -205,7 +205,9 @@ class CanTransport(Resource):
             if self._running:
                 self.lost = DeviceLost(f"CAN bus error: {err}", device=self.name, at=time.time())
             return False
-        if batch:
+        if len(batch) == 1:  # an answer: append costs less than a batch of one
+            self.capture.append(batch[0][0], RX, batch[0][1])
+        elif batch:
             self.capture.extend(RX, batch)
         elif self.interface == "socketcand" and _socketcand_hung_up(bus):
             if self._running:
