@@ -110,6 +110,11 @@ _QUOTES = ("'", '"')
 # libyaml's parser (same marks, several times faster) where PyYAML was built with it
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FLATTEN_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+_ScalarNode = yaml.ScalarNode
+_COLLECTION_TAGS: dict[type[yaml.Node], str] = {
+    yaml.MappingNode: "tag:yaml.org,2002:map",
+    yaml.SequenceNode: "tag:yaml.org,2002:seq",
+}
 _RESOLVED_MAX = 8192  # distinct short plain scalars remembered (keys, units, ids, numbers)
 _RESOLVED_LEN = 64  # longer ones (titles, descriptions) rarely repeat
 
@@ -127,15 +132,20 @@ class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
     _resolved: dict[str, str] = {}
 
     def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
-        if kind is not yaml.ScalarNode or not implicit[0] or len(value) > _RESOLVED_LEN:
-            return super().resolve(kind, value, implicit)
-        resolved = self._resolved
-        tag = resolved.get(value)
+        # libyaml's composer calls this for every untagged node. Without path resolvers
+        # PyYAML's answer for a collection, or a quoted scalar, is its kind's default tag
+        if kind is not _ScalarNode:
+            return _COLLECTION_TAGS[kind]
+        if not implicit[0]:
+            return _STR_TAG
+        tag = self._resolved.get(value)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
-            if len(resolved) >= _RESOLVED_MAX:
-                resolved.clear()
-            resolved[value] = tag
+            if len(value) <= _RESOLVED_LEN:
+                resolved = self._resolved
+                if len(resolved) >= _RESOLVED_MAX:
+                    resolved.clear()
+                resolved[value] = tag
         return tag
 
     # the composer calls these around every node; with no path resolvers (asserted
