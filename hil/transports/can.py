@@ -109,11 +109,6 @@ def _socketcand_hung_up(bus: can.BusABC) -> bool:
 PARK_S = 0.02
 READ_TIMEOUT_S = 0.05  # how long one look at the bus blocks (shutdown waits at most this)
 DRAIN_MAX = 512  # frames recorded under one capture lock
-# A frame that took longer than this to come was not queued behind others: the
-# bus was empty and it just arrived (an answer), so looking for more would only
-# cost an empty receive (a few µs, on every round trip). A frame that was already
-# waiting is followed by a drain of the queue under one capture lock.
-DRAIN_AFTER_S = 20e-6
 
 
 class CanTransport(Resource):
@@ -187,13 +182,10 @@ class CanTransport(Resource):
         recv = bus.recv
         batch: list[tuple[float, can.Message]] = []
         try:
-            start = time.perf_counter()
             msg = recv(timeout=timeout)
-            if msg is not None and time.perf_counter() - start > DRAIN_AFTER_S:
-                batch.append((msg.timestamp or time.time(), msg))
-                msg = None  # it just arrived: nothing queued behind it (see DRAIN_AFTER_S)
-            # drain what is already queued, then record it under one lock:
-            # a saturated bus delivers frames faster than one-by-one locking
+            # drain what is already queued, then record it under one lock: a saturated
+            # bus delivers frames faster than one-by-one locking; and a reader of the
+            # newest value right after a wait sees what the bus held by then
             while msg is not None:
                 batch.append((msg.timestamp or time.time(), msg))
                 if len(batch) >= DRAIN_MAX:
