@@ -334,8 +334,9 @@ class Step(Strict):
 
     @property
     def kind(self) -> str:
+        fields = self.__dict__  # the validated values, read without attribute lookups
         for k in STEP_KINDS:
-            if getattr(self, k) is not None:
+            if fields[k] is not None:
                 return k
         raise AssertionError("validated step without an action")
 

@@ -247,8 +247,9 @@ class _Resolver:
 
     def step(self, section: str, index: int, step: Step, loc: Loc) -> ResolvedStep:
         skip = self.requirement(step.require, (*loc, "require"))
-        base: Loc = (*loc, step.kind)
-        body = step.action
+        kind = step.kind  # found once: the property looks through every kind of step
+        base: Loc = (*loc, kind)
+        body = getattr(step, kind)
         children: tuple[ResolvedStep, ...] = ()
         action: Action
         if isinstance(body, Send):
@@ -285,8 +286,8 @@ class _Resolver:
             section,
             index,
             step.id or f"{section}-{'.'.join(str(p + 1) for p in loc if isinstance(p, int))}",
-            step.name or _title(step.kind, action),
-            step.kind,
+            step.name or _title(kind, action),
+            kind,
             action,
             line,
             skip,
