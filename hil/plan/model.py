@@ -107,8 +107,9 @@ class Constraint(Strict):
     def given(self) -> dict[str, Any]:
         """The constraint parts the plan wrote (by their YAML names)."""
         out: dict[str, Any] = {}
+        fields = self.__dict__  # the validated values, read without attribute lookups
         for name in _CONSTRAINT_PARTS:
-            value = getattr(self, name)
+            value = fields[name]
             if value is not None:
                 out["not" if name == "not_" else name] = value
         return out
@@ -348,7 +349,8 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
-        present = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        fields = self.__dict__
+        present = [k for k in STEP_KINDS if fields[k] is not None]
         if len(present) != 1:
             what = ", ".join(present) if present else "none"
             raise ValueError(f"a step has exactly one of {', '.join(STEP_KINDS)} (found: {what})")
