@@ -45,7 +45,9 @@ class _Watched:
         # its verdict depends on its signals alone, or also on saved values and parameters
         self.pure = {name for name, _ in inv.expr.names()} <= set(self.texts)
         self.held: tuple[Any, ...] | None = None
-        self.held_types: tuple[type, ...] = ()
+        # the held values' types, worked out when a state first equals them: an
+        # invariant whose values change every frame never needs them
+        self.held_types: tuple[type, ...] | None = None
 
 
 class InvariantWatch:
@@ -89,15 +91,18 @@ class InvariantWatch:
                     if None in current:
                         continue  # not every signal seen yet: nothing to judge
                     evaluations += 1
-                    if current == held and tuple(map(type, current)) == held_types:
-                        reused += 1
-                        continue
+                    if current == held:
+                        if held_types is None:
+                            held_types = watched.held_types = tuple(map(type, held))
+                        if tuple(map(type, current)) == held_types:
+                            reused += 1
+                            continue
                     violation = self._judge(watched, t, current)
                     if violation is not None:
                         watched.held = None
                         return violation
                     held = watched.held = current
-                    held_types = watched.held_types = tuple(map(type, current))
+                    held_types = watched.held_types = None
             return None
         finally:
             self.evaluations += evaluations

@@ -31,6 +31,10 @@ class Record(NamedTuple, Generic[T]):
 
 Listener = Callable[[Record[Any]], None]
 
+# Record(...) runs the named tuple's Python-level __new__ (0.9 µs; 0.3 µs this way),
+# once per frame on the thread that receives from a busy bus
+_new_record = tuple.__new__
+
 
 class Capture(Generic[T]):
     """Keeps the newest ``maxlen`` records, and per-key queues when ``key`` is given.
@@ -77,7 +81,7 @@ class Capture(Generic[T]):
         self._listeners = [x for x in self._listeners if x is not listener]
 
     def append(self, t: float, direction: str, data: T) -> Record[T]:
-        rec: Record[T] = Record(t, direction, data)
+        rec: Record[T] = _new_record(Record, (t, direction, data))
         with self._lock:
             self._records.append(rec)
             if self._key is not None:
@@ -95,7 +99,8 @@ class Capture(Generic[T]):
 
     def extend(self, direction: str, items: list[tuple[float, T]]) -> None:
         """Append a batch under one lock acquisition (a reader draining a busy bus)."""
-        recs = [Record(t, direction, data) for t, data in items]
+        new = _new_record
+        recs: list[Record[T]] = [new(Record, (t, direction, data)) for t, data in items]
         with self._lock:
             self._records.extend(recs)
             if self._key is not None:
