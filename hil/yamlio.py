@@ -4,6 +4,10 @@ bounded size and expansion, and a line for every value.
 Documents are composed into PyYAML nodes and converted by hand, so each
 value's position is kept in a ``Locations`` index that turns a pydantic
 error location (``("steps", 3, "expect", "within")``) into ``file:line:col``.
+A well-formed document is converted by ``hil.yaml_fast``, which keeps only
+the positions a valid plan uses (list items and their members); the full
+index is built from the text, by the located builder here, when an error
+asks for a position, so messages are the same either way.
 """
 
 from __future__ import annotations
