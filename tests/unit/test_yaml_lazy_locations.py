@@ -108,6 +108,21 @@ def test_generated_documents_read_the_same(data: Any, flow: bool) -> None:
     _check_equivalent(yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True))
 
 
+_PLAN_TEXTS = [p.read_text(encoding="utf-8") for p in SHIPPED if "testplans" in p.parts]
+_EDITS = st.sampled_from(
+    ["", " ", "\n", ":", "- ", "&a ", "*a", "!!str ", "<<: {}\n", "'", "{", "\t"]
+)
+
+
+@given(st.sampled_from(_PLAN_TEXTS), st.floats(0, 1), st.integers(0, 3), _EDITS)
+def test_edited_plans_read_and_fail_the_same(
+    text: str, where: float, cut: int, insert: str
+) -> None:
+    """A shipped plan with a few characters cut or typed in: often broken, often not."""
+    at = int(where * len(text))
+    _check_equivalent(text[:at] + insert + text[at + cut :])
+
+
 # documents the fast path leaves to the located builder, and malformed ones
 @pytest.mark.parametrize(
     "text",
