@@ -82,6 +82,17 @@ def _open_socketcand(channel: str, kwargs: dict[str, Any]) -> can.BusABC:
             attempt += 1
 
 
+def _bus_error(interface: str, err: Exception) -> str:
+    """Why a receive failed, in one line. python-can's socketcand client wraps the
+    socket's error in a CanError whose text carries a whole traceback; a killed gateway
+    resets the connection rather than closing it, the same fault as an end-of-file."""
+    cause = err.__cause__ if isinstance(err.__cause__, OSError) else err
+    if interface == "socketcand" and isinstance(cause, ConnectionError):
+        return f"the socketcand server closed the connection ({cause})"
+    lines = str(cause).splitlines()
+    return f"CAN bus error: {lines[0] if lines else type(cause).__name__}"
+
+
 def _socketcand_hung_up(bus: can.BusABC) -> bool:
     """Whether a socketcand client's server closed the connection.
 
@@ -195,7 +206,9 @@ class CanTransport(Resource):
             if batch:
                 self.capture.extend(RX, batch)
             if self._running:
-                self.lost = DeviceLost(f"CAN bus error: {err}", device=self.name, at=time.time())
+                self.lost = DeviceLost(
+                    _bus_error(self.interface, err), device=self.name, at=time.time()
+                )
             return False
         if len(batch) == 1:  # an answer: append costs less than a batch of one
             self.capture.append(batch[0][0], RX, batch[0][1])

@@ -17,7 +17,7 @@ import can
 import pytest
 
 from hil.errors import TransportOpenError
-from hil.transports.can import HANDSHAKE_TRIES, CanTransport
+from hil.transports.can import HANDSHAKE_TRIES, CanTransport, _bus_error
 from hil.transports.socketcand_gateway import (
     RAW_GRACE_S,
     GatewayProtocolError,
@@ -322,3 +322,27 @@ def test_a_handshake_that_raced_a_frame_is_retried(races: int) -> None:
     finally:
         transport.close()
         daemon.close()
+
+
+def _wrapped(cause: OSError) -> can.CanError:
+    """A receive error as python-can's socketcand client raises it: its text carries a
+    traceback, its cause is the socket's error."""
+    try:
+        try:
+            raise cause
+        except OSError as exc:
+            raise can.CanError(f"Failed to receive: {exc}  Traceback (most recent…)") from exc
+    except can.CanError as err:
+        return err
+
+
+def test_a_reset_connection_is_the_gateway_hanging_up_in_one_line() -> None:
+    reset = _wrapped(ConnectionResetError(104, "Connection reset by peer"))
+    why = _bus_error("socketcand", reset)
+    assert (
+        why == "the socketcand server closed the connection ([Errno 104] Connection reset by peer)"
+    )
+    # other failures keep their own words, without the traceback
+    other = _bus_error("socketcand", _wrapped(OSError(9, "Bad file descriptor")))
+    assert other == "CAN bus error: [Errno 9] Bad file descriptor"
+    assert _bus_error("virtual", can.CanError("line one\nline two")) == "CAN bus error: line one"
