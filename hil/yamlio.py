@@ -322,6 +322,12 @@ def _load_text(text: str, file: str, *, fast: bool = True) -> tuple[Any, Locatio
 
 def load_file(path: Path, cls: type[ConfigError] = ConfigError) -> tuple[Any, Locations]:
     """Read and parse ``path`` with every guard above; errors are ``cls``."""
+    return load_text(read_file(path, cls)[1], str(path), cls)
+
+
+def read_file(path: Path, cls: type[ConfigError] = ConfigError) -> tuple[bytes, str]:
+    """The bytes of ``path`` (for a digest) and its UTF-8 text, newlines as ``read_text``
+    gives them; a missing, unreadable, oversized or non-UTF-8 file is ``cls``."""
     file = str(path)
     try:
         size = path.stat().st_size
@@ -335,11 +341,12 @@ def load_file(path: Path, cls: type[ConfigError] = ConfigError) -> tuple[Any, Lo
             file=file,
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raw = path.read_bytes()[: err.start]
-        line = raw.count(b"\n") + 1
-        column = err.start - (raw.rfind(b"\n") + 1) + 1
+        before = raw[: err.start]
+        line = before.count(b"\n") + 1
+        column = err.start - (before.rfind(b"\n") + 1) + 1
         raise cls(
             f"not UTF-8 text: {err.reason} (byte 0x{err.object[err.start]:02x}); "
             "save the file as UTF-8",
@@ -349,7 +356,9 @@ def load_file(path: Path, cls: type[ConfigError] = ConfigError) -> tuple[Any, Lo
         ) from err
     except OSError as err:
         raise cls(f"cannot read file: {err.strerror}", file=file) from err
-    return load_text(text, file, cls)
+    if "\r" in text:  # universal newlines, as read_text would read them
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return raw, text
 
 
 def check_spec(

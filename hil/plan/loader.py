@@ -14,7 +14,7 @@ from hil.errors import PlanError
 from hil.gc_pause import gc_paused
 from hil.plan.model import SUPPORTED_SPEC, Parameter, Plan, Step, Value
 from hil.plan.parameters import Instance, expand
-from hil.yamlio import Locations, check_spec, load_file, pydantic_error, validate
+from hil.yamlio import Locations, check_spec, load_text, pydantic_error, read_file, validate
 
 _PARAMETERS = pydantic.TypeAdapter(dict[str, Parameter])
 _MATRIX = pydantic.TypeAdapter(dict[str, list[Value]])
@@ -80,14 +80,15 @@ def load_plan(path: Path) -> LoadedPlan:
 
 
 def _load_plan(path: Path) -> LoadedPlan:
-    data, locs = load_file(path, PlanError)
+    raw, text = read_file(path, PlanError)  # read once: the text to parse, the bytes to hash
+    data, locs = load_text(text, str(path), PlanError)
     check_spec(data, locs, SUPPORTED_SPEC, PlanError, "plan")
     parameters = _section(_PARAMETERS, data, "parameters", locs)
     matrix = _section(_MATRIX, data, "matrix", locs)
     expanded = expand(data, parameters, matrix, {}, locs)
     plans = [validate(Plan, e.data, locs, PlanError) for e in expanded]
     _check_step_ids(plans[0], locs)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = hashlib.sha256(raw).hexdigest()
     defaults = tuple(zip(expanded, plans, strict=True))
     return LoadedPlan(path, sha, locs, data, parameters, matrix, plans[0], defaults)
 

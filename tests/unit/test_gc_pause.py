@@ -48,13 +48,13 @@ def test_restored_when_the_block_raises() -> None:
 
 def test_load_plan_pauses_and_restores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[bool] = []
-    real = yamlio.load_file
+    real = yamlio.load_text
 
-    def spy(path: Path, cls: type[PlanError]) -> object:
+    def spy(text: str, file: str, cls: type[PlanError]) -> object:
         seen.append(gc.isenabled())
-        return real(path, cls)
+        return real(text, file, cls)
 
-    monkeypatch.setattr(loader, "load_file", spy)
+    monkeypatch.setattr(loader, "load_text", spy)
     bad = tmp_path / "bad.yaml"
     bad.write_text("spec: 1\nid: [unclosed\n", encoding="utf-8")
     gc.enable()
