@@ -74,7 +74,11 @@ class FastBuilder:
             here = (*path, i)
             mark = item.start_mark
             items[here] = (mark.line + 1, mark.column + 1)
-            out.append(self.build(item, here))
+            if type(item) is yaml.MappingNode and len(here) <= self.max_depth:
+                self.count += 1  # a step: counted here, its members checked in _mapping
+                out.append(self._mapping(item, here))
+            else:
+                out.append(self.build(item, here))
         return out
 
     def _scalar(self, node: yaml.Node) -> Any:
@@ -126,6 +130,9 @@ class FastBuilder:
                 out[key] = (
                     value_node.value if value_node.tag == _STR_TAG else self._scalar(value_node)
                 )
+            elif type(value_node) is yaml.MappingNode:
+                self.count += 1  # its depth is this mapping's members': checked above
+                out[key] = self._mapping(value_node, (*path, key))
             else:
                 out[key] = self.build(value_node, (*path, key))
         if self.count > self.max_nodes:

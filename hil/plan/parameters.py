@@ -207,16 +207,18 @@ _RUNTIME = object()
 # text serves them all (as in hil.plan.resolve). Errors are not cached: a bad text
 # raises again, located where it is written.
 @functools.lru_cache(maxsize=4096)
-def _parse(source: str) -> Expression:
-    return parse(source)
+def _parse(source: str) -> tuple[Expression, tuple[str, ...]]:
+    """The expression and the names it reads (a walk of its tree, so kept too)."""
+    expr = parse(source)
+    return expr, tuple(name for name, _ in expr.names())
 
 
 def _evaluate(
     source: str, offset: int, values: Mapping[str, Value], locs: Locations, path: Loc
 ) -> Any:
     try:
-        expr = _parse(source)
-        if any(name not in values for name, _ in expr.names()):
+        expr, names = _parse(source)
+        if any(name not in values for name in names):
             return _RUNTIME  # names a saved value or a signal: the runner computes it
         return expr.evaluate(lambda n: values[n])
     except ExpressionError as err:

@@ -104,7 +104,7 @@ class _Resolver:
         except ExpressionError as err:
             raise self.fail(loc, f"in {source!r}: {err.reason}", offset + int(err.column)) from None
         params = self.instance.values
-        for name, column in expr.names():
+        for name, column in _names(source):
             if name in params or name in self.saved:
                 continue
             device, _, signal = name.partition(".")
@@ -443,6 +443,12 @@ class _Resolver:
 @functools.lru_cache(maxsize=4096)
 def _parse(source: str) -> Expression:
     return parse(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _names(source: str) -> tuple[tuple[str, int], ...]:
+    """The names ``source`` reads, with their columns (a walk of its tree, so kept)."""
+    return tuple(_parse(source).names())
 
 
 @functools.lru_cache(maxsize=1024)

@@ -139,6 +139,9 @@ def test_edited_plans_read_and_fail_the_same(
         "a: [1, 2\n",
         "a: &x [1, *x]\n",
         "x: " + "[" * 70 + "]" * 70 + "\n",
+        "x: " + "[{a: " * 32 + "1" + "}]" * 32 + "\n",  # 65 levels of lists and mappings
+        "x: " + "[{a: " * 31 + "{}" + "}]" * 31 + "\n",  # an empty mapping at the limit
+        "x: " + "{a: " * 66 + "1" + "}" * 66 + "\n",
         "laughs: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
         + "".join(f"l{i}: &a{i} [{', '.join(['*a' if i == 0 else f'*a{i - 1}'] * 10)}]\n"
                   for i in range(5)),
