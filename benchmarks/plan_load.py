@@ -15,6 +15,11 @@ libyaml loader alone on the same files: the floor) and ``plan_load_bare_ratio``,
 ``bare_yaml_parse_cpu_s`` and ``plan_load_bare_cpu_ratio`` (the same in CPU time, which
 a shared machine disturbs less than wall time), ``plan_validate_cli_s``.
 
+hil pauses the garbage collector while it loads and resolves a plan
+(``hil.gc_pause``); the bare parse runs as a caller of PyYAML would, collector
+on. ``bare_yaml_parse_nogc_s`` is the bare parse with the collector paused
+too, so the share of the ratio that the pause makes is visible.
+
     .venv/bin/python benchmarks/plan_load.py       # HIL_BENCH_PLANS=1000 HIL_BENCH_REPS=5
 """
 
@@ -35,6 +40,7 @@ from figures import emit
 
 from hil.bench.definition import DeviceDefinition
 from hil.bench.loader import load_bench
+from hil.gc_pause import gc_paused
 from hil.plan.loader import load_plan
 from hil.plan.resolve import resolve_plan
 
@@ -122,7 +128,7 @@ def main() -> None:
         folder = Path(tmp)
         paths = write_plans(folder, count)
         instances = load_all(paths, definitions, capabilities)  # warm-up; fails on a bad variant
-        times, cpus, bare, bare_cpus = [], [], [], []
+        times, cpus, bare, bare_cpus, bare_nogc = [], [], [], [], []
         for _ in range(reps):  # interleaved with the bare parse, so both see the same machine
             start, cpu = time.perf_counter(), time.process_time()
             load_all(paths, definitions, capabilities)
@@ -132,6 +138,10 @@ def main() -> None:
             parse_all(paths)
             bare.append(time.perf_counter() - start)
             bare_cpus.append(time.process_time() - cpu)
+            start = time.perf_counter()
+            with gc_paused():
+                parse_all(paths)
+            bare_nogc.append(time.perf_counter() - start)
         median = statistics.median(times)
 
         hil = Path(sys.executable).with_name("hil")
@@ -157,6 +167,7 @@ def main() -> None:
     emit("plan_load_bare_ratio", median / statistics.median(bare), "x")
     emit("bare_yaml_parse_cpu_s", statistics.median(bare_cpus), "s")
     emit("plan_load_bare_cpu_ratio", statistics.median(cpus) / statistics.median(bare_cpus), "x")
+    emit("bare_yaml_parse_nogc_s", statistics.median(bare_nogc), "s")
     emit("plan_validate_cli_s", cli, "s")
     print(f"# runs: {', '.join(f'{t:.3f}' for t in times)}; goal < {GOAL_S:g} s")
     print(f"# hil plans validate: {done.stdout.strip().splitlines()[-1]}")
