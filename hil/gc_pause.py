@@ -4,7 +4,7 @@ Loading a plan allocates tens of thousands of small containers (YAML values,
 their locations, pydantic models) that live on. Each 700 allocations the
 collector walks the young generation, and as the survivors pile up it walks
 the older ones too, the whole heap with the imported libraries: on the
-1,000-plan benchmark the collector was a third or more of the loading time.
+1,000-plan benchmark the collector was a quarter to a half of the loading time.
 Nothing made during a load is a cycle that must be freed before it ends, so
 the collector waits until the load is done; the allocations made meanwhile
 are then collected as usual (the next allocation triggers a young-generation

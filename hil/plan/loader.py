@@ -75,7 +75,7 @@ def _section(
 
 def load_plan(path: Path) -> LoadedPlan:
     """Read, check and expand the plan at ``path``; errors are ``PlanError`` at file:line."""
-    with gc_paused():  # see hil.gc_pause: the collector was a third of loading
+    with gc_paused():  # see hil.gc_pause: the collector was 25-50 % of loading
         return _load_plan(path)
 
 
