@@ -16,7 +16,7 @@ libyaml loader alone on the same files: the floor) and ``plan_load_bare_ratio``,
 a shared machine disturbs less than wall time), ``plan_validate_cli_s``.
 
 hil pauses the garbage collector while it loads and resolves a plan
-(``hil.gc_pause``); the bare parse runs as a caller of PyYAML would, collector
+(``hil.gc_policy``); the bare parse runs as a caller of PyYAML would, collector
 on. ``bare_yaml_parse_nogc_s`` is the bare parse with the collector paused
 too, so the share of the ratio that the pause makes is visible.
 
@@ -40,7 +40,7 @@ from figures import emit
 
 from hil.bench.definition import DeviceDefinition
 from hil.bench.loader import load_bench
-from hil.gc_pause import gc_paused
+from hil.gc_policy import gc_paused
 from hil.plan.loader import load_plan
 from hil.plan.resolve import resolve_plan
 

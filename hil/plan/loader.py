@@ -11,7 +11,7 @@ from typing import Any
 import pydantic
 
 from hil.errors import PlanError
-from hil.gc_pause import gc_paused
+from hil.gc_policy import gc_paused
 from hil.plan.model import SUPPORTED_SPEC, Parameter, Plan, Step, Value
 from hil.plan.parameters import Instance, expand
 from hil.yamlio import Locations, check_spec, load_text, pydantic_error, read_file, validate
@@ -75,7 +75,7 @@ def _section(
 
 def load_plan(path: Path) -> LoadedPlan:
     """Read, check and expand the plan at ``path``; errors are ``PlanError`` at file:line."""
-    with gc_paused():  # see hil.gc_pause: the collector was 25-50 % of loading
+    with gc_paused():  # see hil.gc_policy: the collector was 25-50 % of loading
         return _load_plan(path)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from hil.bench.definition import DeviceDefinition, Envelope, SignalInfo
 from hil.errors import PlanError, did_you_mean
 from hil.expressions import Expression, ExpressionError, parse
-from hil.gc_pause import gc_paused
+from hil.gc_policy import gc_paused
 from hil.measure.limits import Limit
 from hil.plan.conditions import Computed, Condition
 from hil.plan.iec62301 import MethodError, iec62301_measurement
@@ -508,7 +508,7 @@ def resolve_plan(
     capabilities: Mapping[str, frozenset[str]] | None = None,
 ) -> ResolvedPlan:
     """Check ``instance`` against the bench; raises ``PlanError`` at the first problem."""
-    with gc_paused():  # see hil.gc_pause
+    with gc_paused():  # see hil.gc_policy
         return _resolve_plan(instance, definitions, capabilities)
 
 

@@ -13,7 +13,7 @@ import can
 import cantools
 import cantools.database
 
-from hil import heap_freeze
+from hil import gc_policy
 from hil.errors import DefinitionError, DeviceLost, TransportOpenError
 from hil.lifecycle import Resource, start_thread
 from hil.transports.capture import RX, TX, Capture
@@ -156,7 +156,7 @@ class CanTransport(Resource):
         self._running = False
         self._rx_lock = threading.Lock()
         self._parked_until = 0.0  # time.monotonic(): the reader thread keeps off the bus
-        self._holds_heap = False  # see hil.heap_freeze
+        self._holds_heap = False  # see hil.gc_policy
 
     def _open_impl(self) -> None:
         kwargs: dict[str, Any] = dict(self.bus_kwargs)
@@ -177,7 +177,7 @@ class CanTransport(Resource):
             ) from err
         self._running = True
         # what exists now outlives the capture: keep the collector's full passes off it
-        heap_freeze.hold()
+        gc_policy.hold()
         self._holds_heap = True
         self._thread = start_thread(self._read_loop, f"can-{self.name}")
 
@@ -293,7 +293,7 @@ class CanTransport(Resource):
                 self._rx_lock.release()
             if self._holds_heap:
                 self._holds_heap = False
-                heap_freeze.release()
+                gc_policy.release()
 
     def write_log(self, path: Path) -> Path:
         """Write the capture with python-can's own writer (.asc, .blf, .log, .csv…)."""

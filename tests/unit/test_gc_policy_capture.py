@@ -1,4 +1,4 @@
-"""hil.heap_freeze: the heap is frozen while a CAN transport captures, and handed back
+"""hil.gc_policy (capturing): the heap is frozen while a CAN transport captures, and handed back
 (so cycles that died meanwhile are collected) when the last one closes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from hil import heap_freeze
+from hil import gc_policy
 from hil.errors import TransportOpenError
 from hil.transports.can import CanTransport
 
@@ -26,23 +26,23 @@ def _transport() -> CanTransport:
 
 
 def test_frozen_while_a_transport_is_open_and_handed_back_after_the_last() -> None:
-    before = heap_freeze.holders()
+    before = gc_policy.holders()
     thresholds = gc.get_threshold()
     first, second = _transport(), _transport()
     first.open()
     try:
-        assert heap_freeze.holders() == before + 1
+        assert gc_policy.holders() == before + 1
         assert gc.get_freeze_count() > 0  # the heap that existed at open
         if before == 0:
-            assert gc.get_threshold()[0] == max(thresholds[0], heap_freeze.YOUNG_THRESHOLD)
+            assert gc.get_threshold()[0] == max(thresholds[0], gc_policy.YOUNG_THRESHOLD)
         second.open()
-        assert heap_freeze.holders() == before + 2
+        assert gc_policy.holders() == before + 2
         second.close()
         assert gc.get_freeze_count() > 0  # still held by the first
     finally:
         first.close()
         second.close()  # closing twice releases once
-    assert heap_freeze.holders() == before
+    assert gc_policy.holders() == before
     if before == 0:
         assert gc.get_freeze_count() == 0
         assert gc.get_threshold() == thresholds  # the process's own, back
@@ -64,9 +64,9 @@ def test_a_cycle_that_died_while_frozen_is_collected_after_close() -> None:
 
 
 def test_a_transport_that_failed_to_open_holds_nothing() -> None:
-    before = heap_freeze.holders()
+    before = gc_policy.holders()
     broken = CanTransport("dut", interface="no-such-interface", channel="x")
     with pytest.raises(TransportOpenError):
         broken.open()
     broken.close()
-    assert heap_freeze.holders() == before
+    assert gc_policy.holders() == before

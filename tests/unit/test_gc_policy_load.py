@@ -11,7 +11,7 @@ import pytest
 
 from hil import yamlio
 from hil.errors import PlanError
-from hil.gc_pause import gc_paused
+from hil.gc_policy import gc_paused
 from hil.plan import loader
 
 
