@@ -64,6 +64,7 @@ SCRIPTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         {"HIL_BENCH_PLANS": "12", "HIL_BENCH_REPS": "1"},
         ("plan_load_s", "plan_load_cpu_s", "plan_load_goal_ratio", "bare_yaml_parse_s")
         + ("plan_load_bare_ratio", "bare_yaml_parse_cpu_s", "plan_load_bare_cpu_ratio")
+        + ("bare_yaml_parse_nogc_s",)
         + ("plan_validate_cli_s",),
     ),
     "scale_home.py": (
