@@ -4,8 +4,8 @@ bounded size and expansion, and a line for every value.
 Documents are composed into PyYAML nodes and converted by hand, so each
 value's position is kept in a ``Locations`` index that turns a pydantic
 error location (``("steps", 3, "expect", "within")``) into ``file:line:col``.
-A well-formed document is built from the parse events by ``hil.yaml_fast``,
-which keeps only the positions a valid plan uses (list items and their members); the full
+A well-formed document is converted by ``hil.yaml_fast``, which keeps only
+the positions a valid plan uses (list items and their members); the full
 index is built from the text, by the located builder here, when an error
 asks for a position, so messages are the same either way.
 """
@@ -284,21 +284,18 @@ def _load_text(text: str, file: str, *, fast: bool = True) -> tuple[Any, Locatio
         loader = _Loader(text)
     except yaml.reader.ReaderError as err:  # the pure-Python reader checks characters up front
         raise _reader_error(err, text, file) from err
-    if fast:
-        # built from the parse events; the located builder parses again when it is needed
-        quick = FastBuilder(loader, _SCALAR_CONSTRUCTORS, _Loader._resolved, MAX_NODES, MAX_DEPTH)
-        try:
-            data = quick.document()
-        except Unusual:
-            loader.dispose()
-            loader = _Loader(text)
-        else:
-            loader.dispose()
-            return data, Locations(file, text=text, items=quick.items)
     try:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError("file is empty", file=file, line=1)
+        if fast:
+            quick = FastBuilder(loader, _SCALAR_CONSTRUCTORS, MAX_NODES, MAX_DEPTH)
+            try:
+                data = quick.build(node, ())
+            except Unusual:
+                pass
+            else:
+                return data, Locations(file, text=text, items=quick.items)
         data = _Builder(file, loader, locs).build(node, ())
     except yaml.reader.ReaderError as err:
         raise _reader_error(err, text, file) from err

@@ -1,6 +1,6 @@
-"""The fast YAML path builds from libyaml's parse events (``hil.yaml_fast``): what the
-composer would have handled for it (anchors, tags, directives, several documents, an
-empty one, limits) must reach the located builder, which reads and words it as always."""
+"""What the fast YAML path (``hil.yaml_fast``) leaves to the located builder (anchors,
+tags, directives, several documents, an empty one, parse errors, the value limit)
+reads and fails exactly as the located builder alone reads it."""
 
 from __future__ import annotations
 
@@ -9,24 +9,7 @@ import yaml
 
 from hil import yamlio
 from hil.errors import ConfigError
-from hil.yaml_fast import FastBuilder, Unusual
 from hil.yamlio import _load_text, load_text
-
-
-def _fast(text: str) -> object:
-    """What the event builder alone makes of ``text`` (``Unusual`` when it gives up)."""
-    loader = yamlio._Loader(text)
-    try:
-        builder = FastBuilder(
-            loader,
-            yamlio._SCALAR_CONSTRUCTORS,
-            yamlio._Loader._resolved,
-            yamlio.MAX_NODES,
-            yamlio.MAX_DEPTH,
-        )
-        return builder.document()
-    finally:
-        loader.dispose()
 
 
 def _outcome(text: str, *, fast: bool) -> object:
@@ -64,18 +47,8 @@ def test_what_the_composer_handled_reads_as_the_located_builder_reads_it(text: s
     assert _outcome(text, fast=True) == _outcome(text, fast=False)
 
 
-@pytest.mark.parametrize(
-    "text",
-    ["", "a: 1\n---\nb: 2\n", "a: !!str 1\n", "a: &x 1\nb: *x\n", "=: 1\n", "a: [1, 2\n"],
-)
-def test_the_event_builder_leaves_those_to_the_located_builder(text: str) -> None:
-    with pytest.raises(Unusual):
-        _fast(text)
-
-
-def test_an_ordinary_document_is_built_from_events_with_its_item_positions() -> None:
+def test_an_ordinary_document_takes_the_fast_path_with_its_item_positions() -> None:
     text = "spec: 1\nsteps:\n  - id: a\n    wait: {duration: 1 s}\n  - 'quoted'\nn: [1, yes, ~]\n"
-    assert _fast(text) == yaml.safe_load(text)
     data, locs = load_text(text, "f.yaml")
     assert data == yaml.safe_load(text)
     assert not locs.complete  # the fast path built it
