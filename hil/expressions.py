@@ -41,6 +41,7 @@ Columns in errors are 1-based character positions in the expression text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,7 +53,15 @@ from hil.expression_compile import Compiled, compile_tree
 from hil.expression_eval import ExpressionError, Node
 from hil.expression_tokens import Token, fail, tokenize
 
-__all__ = ["Expression", "ExpressionError", "Node", "is_expression", "parse", "unwrap"]
+__all__ = [
+    "Expression",
+    "ExpressionError",
+    "Node",
+    "is_expression",
+    "parse",
+    "parse_shared",
+    "unwrap",
+]
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 64
@@ -76,7 +85,12 @@ class Expression:
 
     def names(self) -> list[tuple[str, int]]:
         """Every name referenced, with its column, in source order (duplicates kept)."""
-        return tree.names(self.root)
+        return list(self._names)
+
+    @cached_property
+    def _names(self) -> tuple[tuple[str, int], ...]:
+        # a walk of the tree, asked for by every instance of every plan that uses it
+        return tuple(tree.names(self.root))
 
     def evaluate(self, lookup: Callable[[str], Any]) -> Any:
         """The value, reading names through ``lookup`` (which raises ``KeyError``)."""
@@ -90,6 +104,16 @@ class Expression:
     def __getstate__(self) -> dict[str, Any]:
         # closures do not pickle (plans cross pytest-xdist workers): rebuilt on first use
         return {k: v for k, v in self.__dict__.items() if k != "compiled"}
+
+
+# Plans repeat their expressions (every instance of a plan, every plan a device type's
+# envelopes watch); an Expression is immutable (frozen, its names and compiled form pure
+# functions of its tree), so one parse per text serves them all. Errors are not cached:
+# a bad text raises again, with the caller's location.
+@functools.lru_cache(maxsize=4096)
+def parse_shared(source: str) -> Expression:
+    """``parse``, once per text: the same Expression for every caller of the same text."""
+    return parse(source)
 
 
 def parse(source: str) -> Expression:

@@ -8,7 +8,6 @@ saved values or signals are left for the runner.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import re
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hil.errors import PlanError, did_you_mean
-from hil.expressions import Expression, ExpressionError, parse
+from hil.expressions import ExpressionError, parse_shared
 from hil.plan.model import Parameter, Value
 from hil.units import parse_duration
 from hil.yamlio import Locations
@@ -202,23 +201,12 @@ def _text(data: str, values: Mapping[str, Value], locs: Locations, path: Loc) ->
 _RUNTIME = object()
 
 
-# Every instance of a plan (matrix combination, override) substitutes the same texts,
-# and variants of a plan repeat them: an Expression is immutable, so one parse per
-# text serves them all (as in hil.plan.resolve). Errors are not cached: a bad text
-# raises again, located where it is written.
-@functools.lru_cache(maxsize=4096)
-def _parse(source: str) -> tuple[Expression, tuple[str, ...]]:
-    """The expression and the names it reads (a walk of its tree, so kept too)."""
-    expr = parse(source)
-    return expr, tuple(name for name, _ in expr.names())
-
-
 def _evaluate(
     source: str, offset: int, values: Mapping[str, Value], locs: Locations, path: Loc
 ) -> Any:
     try:
-        expr, names = _parse(source)
-        if any(name not in values for name in names):
+        expr = parse_shared(source)  # every instance of a plan substitutes the same texts
+        if any(name not in values for name, _ in expr.names()):
             return _RUNTIME  # names a saved value or a signal: the runner computes it
         return expr.evaluate(lambda n: values[n])
     except ExpressionError as err:

@@ -15,7 +15,7 @@ from typing import Any
 
 from hil.bench.definition import DeviceDefinition, Envelope, SignalInfo
 from hil.errors import PlanError, did_you_mean
-from hil.expressions import Expression, ExpressionError, parse
+from hil.expressions import Expression, ExpressionError, parse_shared
 from hil.gc_policy import gc_paused
 from hil.measure.limits import Limit
 from hil.plan.conditions import Computed, Condition
@@ -100,11 +100,11 @@ class _Resolver:
     def expression(self, source: str, loc: Loc, offset: int = 0) -> Expression:
         """A runtime expression; every name must be a parameter, saved value or signal."""
         try:
-            expr = _parse(source)
+            expr = parse_shared(source)
         except ExpressionError as err:
             raise self.fail(loc, f"in {source!r}: {err.reason}", offset + int(err.column)) from None
         params = self.instance.values
-        for name, column in _names(source):
+        for name, column in expr.names():
             if name in params or name in self.saved:
                 continue
             device, _, signal = name.partition(".")
@@ -149,7 +149,7 @@ class _Resolver:
         if source is None:
             return None
         try:
-            expr = _parse(source)
+            expr = parse_shared(source)
         except ExpressionError as err:
             raise self.fail(loc, f"in require {source!r}: {err.reason}", int(err.column)) from None
         for name, column in expr.names():
@@ -434,21 +434,6 @@ class _Resolver:
                 name = f"{device} safety envelope: {env.name}"
                 out.append(InvariantCheck(f"{device}.{env.id}", name, expr, refs, line))
         return out
-
-
-# Plans repeat their expressions, and every plan using a device is watched by the
-# device type's envelopes; an Expression is immutable (frozen, its compiled form a
-# pure function of its tree), so one parse per text serves every plan. Errors are
-# not cached: a bad text raises again, with the caller's location.
-@functools.lru_cache(maxsize=4096)
-def _parse(source: str) -> Expression:
-    return parse(source)
-
-
-@functools.lru_cache(maxsize=4096)
-def _names(source: str) -> tuple[tuple[str, int], ...]:
-    """The names ``source`` reads, with their columns (a walk of its tree, so kept)."""
-    return tuple(_parse(source).names())
 
 
 @functools.lru_cache(maxsize=1024)
