@@ -7,6 +7,7 @@ opens the same transport the lab would use and hands it to the driver.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 from hil.bench.config import AUTO, DeviceConfig
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Driver
-from hil.bench.links import LinkedDevice, dependencies, link_targets, open_order, peers
+from hil.bench.links import LinkedDevice, dependencies, link_targets, open_order, peer_map
 from hil.bench.loader import LoadedBench, load_bench
 from hil.bench.registry import DriverContext, EmulatorContext, get_device_type
 from hil.emulation.base import Emulator
@@ -68,9 +69,18 @@ class Bench(Resource):
             raise
 
     def _open_order(self) -> list[str]:
+        return list(self._order)
+
+    @functools.cached_property
+    def _order(self) -> tuple[str, ...]:
         # a wired instrument's emulator reads the emulators it measures, and a linked
-        # device's peers must be reachable when it starts: open those first
-        return open_order(self.config)
+        # device's peers must be reachable when it starts: open those first (the bench
+        # file does not change while it is open, so worked out once)
+        return tuple(open_order(self.config))
+
+    @functools.cached_property
+    def _peers(self) -> dict[str, frozenset[str]]:
+        return peer_map(self.config)
 
     def _links(self, dev: DeviceConfig) -> dict[str, tuple[LinkedDevice, ...]]:
         out: dict[str, tuple[LinkedDevice, ...]] = {}
@@ -213,7 +223,7 @@ class Bench(Resource):
         lost peer without a policy is left as it is, with a warning.
         """
         needed = [n for n in dict.fromkeys(names) if n in self.config.devices]
-        scope = set(needed).union(*(peers(self.config, n) for n in needed))
+        scope = set(needed).union(*(self._peers[n] for n in needed))
         order = [n for n in self._open_order() if n in scope]
         self._find_lost(order)
         for name in needed:  # nothing to reopen for a plan that cannot run anyway
@@ -231,7 +241,7 @@ class Bench(Resource):
                     "whatever state it left them in",
                     self.name,
                     name,
-                    sorted(peers(self.config, name) & scope),
+                    sorted(self._peers[name] & scope),
                 )
                 continue
             again, last = self._reconnect(name, policy.attempts, policy.interval)
@@ -241,8 +251,7 @@ class Bench(Resource):
         for name in needed:
             if name in self.lost:
                 raise self._unreachable(name, failed.get(name, "reopening a peer failed"))
-        rank = {n: i for i, n in enumerate(self._open_order())}
-        return sorted(reopened, key=rank.__getitem__)
+        return [n for n in self._order if n in reopened]
 
     def _find_lost(self, names: Iterable[str]) -> None:
         """Ask each open device whether its link still holds (a cheap look at what its

@@ -98,14 +98,18 @@ def peers(config: BenchConfig, name: str) -> set[str]:
     a wallbox remembers the hub's last limit. So a device is only as consistent as
     its peers: a plan on it needs them reachable, not left as they died.
     """
-    out = {target for _where, target in dependencies(config, name) if target in config.devices}
-    out.update(
-        other
-        for other in config.devices
-        if any(target == name for _where, target in dependencies(config, other))
-    )
-    out.discard(name)
-    return out
+    return set(peer_map(config).get(name, ()))
+
+
+def peer_map(config: BenchConfig) -> dict[str, frozenset[str]]:
+    """``peers`` of every device, in one pass over the links and wiring."""
+    found: dict[str, set[str]] = {name: set() for name in config.devices}
+    for name in config.devices:
+        for _where, target in dependencies(config, name):
+            if target in found and target != name:
+                found[name].add(target)
+                found[target].add(name)
+    return {name: frozenset(out) for name, out in found.items()}
 
 
 def check_links(config: BenchConfig, locs: Locations) -> None:
