@@ -25,7 +25,7 @@ import cantools.database
 
 from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
-from hil.cannode.codec import MessageCodec, codec_for
+from hil.cannode.codec import codec_for
 from hil.cannode.definition import initial_value
 from hil.cannode.e2e import BAD_CHECKSUM, FAULT_FIELD, FAULTS, E2EProfile
 from hil.cannode.frame_log import DEDUPE_WINDOW_S, FrameLog
@@ -74,7 +74,6 @@ class CanNodeDriver:
         self._sticky = frozenset(sticky)
         self._last_sent: dict[str, dict[str, Any]] = {}
         self._initial: dict[str, dict[str, Any]] = {}
-        self._codecs: dict[str, MessageCodec] = {}
         self._lock = threading.Lock()
         self._closed = False
         pulse = db.get_message_by_name(self.PULSE) if self.PULSE else None
@@ -290,10 +289,7 @@ class CanNodeDriver:
                     message, full, counter=counter, checksum=checksum, corrupt=corrupt
                 )
             else:
-                codec = self._codecs.get(name)
-                if codec is None:
-                    codec = self._codecs[name] = codec_for(message)
-                data = codec.encode(full)
+                data = codec_for(message).encode(full)
         except (cantools.database.EncodeError, KeyError, ValueError, TypeError) as err:
             raise ConfigError(
                 f"{self.name}: cannot encode {name} from {dict(values)!r}: {err}",
