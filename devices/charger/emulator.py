@@ -46,7 +46,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from devices.charger.driver import EVSE_NODES, e2e_profile, load_database
-from devices.charger.pilot import EvseSide, PilotWire
+from devices.charger.pilot import AMPS_PER_PERCENT, MAX_DUTY, MIN_DUTY, NO_PWM, EvseSide, PilotWire
 from hil.cannode.emulator import CanNodeEmulator
 from hil.emulation.physics import ElectricalState
 from hil.errors import EmulatorError
@@ -57,9 +57,7 @@ NONE, OVERDRAW, PILOT_ERROR, HUB_LOST = 0, 1, 2, 3
 REACTION_S = 0.15  # how long before its declared timeout the wallbox acts (≤ 1/4 of it)
 REASONS = {NONE: "NONE", OVERDRAW: "OVERDRAW", PILOT_ERROR: "PILOT_ERROR", HUB_LOST: "HUB_LOST"}
 
-AMPS_PER_PERCENT = 0.6  # IEC 61851-1, 10 %..85 % duty
 WRONG_AMPS_PER_PERCENT = 0.5
-MIN_DUTY, MAX_DUTY, NO_PWM = 10.0, 85.0, 100.0
 MIN_CURRENT_A = 6.0
 CHANGE_WINDOW_S = 1.0  # (no_fallback_after_limit_change) a limit change this recent masks
 MAX_INSTALLATION_A = MAX_DUTY * AMPS_PER_PERCENT  # 51 A: the top of the duty band
@@ -172,6 +170,15 @@ class ChargerEmulator(CanNodeEmulator):
             if self._wire is wire:
                 self._wire = None
                 self._evaluate()
+
+    def _stop(self) -> None:
+        # A wallbox that loses power drops its pilot (0 V, which a car cannot tell from a
+        # short to earth) and its contactor opens: a wired car must not go on seeing the
+        # last pilot and live phases of a wallbox that is gone.
+        wire = self._wire
+        if wire is not None:
+            wire.set_evse(EvseSide(self._plugged, NO_PWM, error=True, supply=False))
+        super()._stop()
 
     def _setting(self, key: str, default: float, low: float, high: float) -> float:
         value = float(self.settings.get(key, default))

@@ -520,3 +520,14 @@ def test_wiring_is_checked() -> None:
         EvEmulator("ev", interface="virtual", channel="x", wiring={"inlet": other_car})
     with pytest.raises(EmulatorError, match="no wiring channels"):
         ChargerEmulator("c", interface="virtual", channel="x", wiring={"inlet": box_emu})
+
+
+def test_a_wallbox_that_goes_dead_drops_the_pilot_and_the_wired_car_stops() -> None:
+    with wired() as (box_driver, box_emu, car, car_emu):
+        t, _ = charging(box_driver, 16.0)
+        car.wait_for("OBC_Status.ChargeLineCurrent", 16.0, 1.0, since=t)
+        gone = time.time()
+        box_emu.close()  # the wallbox loses power; the cable stays in the car's inlet
+        car.wait_for("OBC_Status.PilotStatus", "ERROR", 1.0, since=gone)
+        car.wait_for("OBC_Status.ChargeLineCurrent", 0.0, 1.0, since=gone)
+        assert car_emu.obc.line_a == 0.0
