@@ -73,6 +73,12 @@ class Locations:
         return self._text is None
 
     @property
+    def fast_items(self) -> dict[Path_, tuple[int, int]] | None:
+        """The positions the fast path kept, while they are all there is (``None`` once
+        the full index is built, or when the located builder built the document)."""
+        return self._items if self._text is not None else None
+
+    @property
     def marks(self) -> dict[Path_, tuple[int, int]]:
         return self._located()._marks
 

@@ -1,4 +1,5 @@
-"""Read a plan file: strict YAML → parameters and matrix → pydantic, errors at file:line."""
+"""Read a plan file: strict YAML (through ``hil.plan_cache``) → parameters and matrix →
+pydantic, errors at file:line."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Any
 
 import pydantic
 
+from hil import plan_cache
 from hil.errors import PlanError
 from hil.gc_policy import gc_paused
 from hil.plan.model import SUPPORTED_SPEC, Parameter, Plan, Step, Value
 from hil.plan.parameters import Instance, expand
-from hil.yamlio import Locations, check_spec, load_text, pydantic_error, read_file, validate
+from hil.yamlio import Locations, check_spec, pydantic_error, read_file, validate
 
 _PARAMETERS = pydantic.TypeAdapter(dict[str, Parameter])
 _MATRIX = pydantic.TypeAdapter(dict[str, list[Value]])
@@ -81,14 +83,14 @@ def load_plan(path: Path) -> LoadedPlan:
 
 def _load_plan(path: Path) -> LoadedPlan:
     raw, text = read_file(path, PlanError)  # read once: the text to parse, the bytes to hash
-    data, locs = load_text(text, str(path), PlanError)
+    sha = hashlib.sha256(raw).hexdigest()
+    data, locs = plan_cache.load_text(text, str(path), sha, PlanError)
     check_spec(data, locs, SUPPORTED_SPEC, PlanError, "plan")
     parameters = _section(_PARAMETERS, data, "parameters", locs)
     matrix = _section(_MATRIX, data, "matrix", locs)
     expanded = expand(data, parameters, matrix, {}, locs)
     plans = [validate(Plan, e.data, locs, PlanError) for e in expanded]
     _check_step_ids(plans[0], locs)
-    sha = hashlib.sha256(raw).hexdigest()
     defaults = tuple(zip(expanded, plans, strict=True))
     return LoadedPlan(path, sha, locs, data, parameters, matrix, plans[0], defaults)
 
