@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -146,15 +147,16 @@ def test_n2_2027_limit_set_is_switched_on_by_a_parameter(fast_bench: Path, tmp_p
 
 @pytest.mark.parametrize(
     ("params", "defects", "words"),
+    # patterns: the analyzer's readings carry noise (voltage σ 25 mV, frequency σ 2 mHz),
+    # so the mean it reports may round to the next hundredth on either side of the set value
     [
-        ({"supply_v": 233}, [], "supply voltage 233.00 V is outside 230 V ± 1 %"),
-        ({"supply_v": 226}, [], "supply voltage 226.00 V is outside"),
-        ({"supply_hz": 51}, [], "supply frequency 51.00 Hz is outside 50 Hz ± 1 %"),
-        # (the analyzer's readings carry noise: the words stop before it)
-        ({"supply_thd": 2.5}, [], "supply voltage THD 2."),
-        ({"supply_crest_factor": 1.6}, [], "supply voltage crest factor 1."),
-        ({"supply_crest_factor": 1.30}, [], "supply voltage crest factor 1."),
-        ({}, ["power_analyzer:no_thd"], "reported no valid voltage THD"),
+        ({"supply_v": 233}, [], r"supply voltage 23[23]\.\d\d V is outside 230 V ± 1 %"),
+        ({"supply_v": 226}, [], r"supply voltage 22[56]\.\d\d V is outside"),
+        ({"supply_hz": 51}, [], r"supply frequency 5[01]\.\d\d Hz is outside 50 Hz ± 1 %"),
+        ({"supply_thd": 2.5}, [], r"supply voltage THD 2\."),
+        ({"supply_crest_factor": 1.6}, [], r"supply voltage crest factor 1\."),
+        ({"supply_crest_factor": 1.30}, [], r"supply voltage crest factor 1\."),
+        ({}, ["power_analyzer:no_thd"], r"reported no valid voltage THD"),
     ],
     ids=["230V+1.3%", "230V-1.7%", "51Hz", "THD2.5", "CF1.6", "CF1.30", "no-thd"],
 )
@@ -165,13 +167,13 @@ def test_n4_out_of_bounds_conditions_are_invalid(
     assert record.status is Status.INVALID, record.reason
     assert record.category == CATEGORY_INVALID
     assert "step standby-power " in record.reason
-    assert words in record.reason, record.reason
+    assert re.search(words, record.reason), record.reason
     step = next(s for s in record.steps if s.id == "standby-power")
     assert step.status is Status.INVALID
     m = step.measurement
     assert m is not None and m.outcome == "invalid" and math.isnan(m.value)
     assert m.uncertainty is None
-    assert words.split(" is ")[0] in m.conditions["violation"]
+    assert re.search(words.split(" is ")[0], m.conditions["violation"])
     # the supply is restored for the next plan
     teardown = [s for s in record.steps if s.section == "teardown"]
     assert teardown and all(s.status is Status.PASSED for s in teardown)
