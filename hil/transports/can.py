@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
 import time
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any
 
 import can
 import cantools
 import cantools.database
+from can.interfaces.virtual import VirtualBus
 
 from hil import gc_policy
 from hil.errors import DefinitionError, DeviceLost, TransportOpenError
@@ -44,6 +47,21 @@ logging.getLogger("can.interfaces.socketcand.socketcand").setLevel(logging.ERROR
 
 def _frame_key(msg: can.Message) -> int:
     return int(msg.arbitration_id)
+
+
+def _queue_of(bus: can.BusABC) -> Sized | None:
+    """What a bus holds received and not yet taken, where a look costs nothing.
+
+    After each frame a receive asks whether more are queued, so a reader of the
+    newest value right after a wait sees what the bus held by then. Asking
+    python-can with ``recv(timeout=0.0)`` raises and catches ``queue.Empty`` inside
+    the virtual bus: 3.6 µs on every answer of a round trip. Its queue (a public
+    attribute) can be looked at instead. Other interfaces: None (ask ``recv``).
+    """
+    rx_queue = getattr(bus, "queue", None)
+    if isinstance(bus, VirtualBus) and isinstance(rx_queue, queue.Queue):
+        return rx_queue.queue  # type: ignore[no-any-return]  # its deque: len() is atomic
+    return None
 
 
 def _check_socketcand_server(kwargs: dict[str, Any], timeout: float = 3.0) -> None:
@@ -153,6 +171,7 @@ class CanTransport(Resource):
         self.capture: Capture[can.Message] = Capture(name, capture_size, key=_frame_key)
         self.lost: DeviceLost | None = None
         self._bus: can.BusABC | None = None
+        self._queued: Sized | None = None  # see _queue_of
         self._running = False
         self._rx_lock = threading.Lock()
         self._parked_until = 0.0  # time.monotonic(): the reader thread keeps off the bus
@@ -175,6 +194,7 @@ class CanTransport(Resource):
                 device=self.name,
                 address=f"{self.interface}:{self.channel}",
             ) from err
+        self._queued = _queue_of(self._bus)
         self._running = True
         # what exists now outlives the capture: keep the collector's full passes off it
         gc_policy.hold()
@@ -191,15 +211,20 @@ class CanTransport(Resource):
         if bus is None or self.lost is not None:
             return False
         recv = bus.recv
+        queued = self._queued
         batch: list[tuple[float, can.Message]] = []
         try:
             msg = recv(timeout=timeout)
+            if msg is not None and queued is not None and not queued:
+                # nothing behind it (an answer): append costs less than a batch of one
+                self.capture.append(msg.timestamp or time.time(), RX, msg)
+                return True
             # drain what is already queued, then record it under one lock: a saturated
             # bus delivers frames faster than one-by-one locking; and a reader of the
             # newest value right after a wait sees what the bus held by then
             while msg is not None:
                 batch.append((msg.timestamp or time.time(), msg))
-                if len(batch) >= DRAIN_MAX:
+                if len(batch) >= DRAIN_MAX or (queued is not None and not queued):
                     break
                 msg = recv(timeout=0.0)
         except (can.CanError, OSError, ValueError) as err:
