@@ -43,6 +43,7 @@ class MessageCodec:
         "_fields",
         "_length",
         "_names",
+        "_slots",
         "message",
     )
 
@@ -61,6 +62,7 @@ class MessageCodec:
         self._encode_args: tuple[Any, Any] | None = None
         self._decode_args: tuple[Any, Any] | None = None
         self._fields: tuple[_Field, ...] | None = None
+        self._slots: tuple[_Slot, ...] | None = None
         if not simple or codecs is None:
             return
         signals = codecs["signals"]
@@ -78,6 +80,11 @@ class MessageCodec:
         self._encode_args = (signals, codecs["formats"])
         self._decode_args = (signals, codecs["formats"])
         self._fields = _little_endian_fields(signals)
+        if self._fields is not None:
+            self._slots = tuple(
+                (name, shift, mask, -sign, mask if not sign else sign - 1, s.conversion)
+                for (name, shift, mask, sign, _, _), s in zip(self._fields, signals, strict=True)
+            )
 
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """The frame's payload for the scaled ``values`` of exactly its signals.
@@ -91,6 +98,19 @@ class MessageCodec:
                 if type(value) not in _NUMBERS or not low <= value <= high:
                     break
             else:
+                slots = self._slots
+                if slots is not None:
+                    # every signal an Intel-order integer: its raw value (cantools' own
+                    # conversion) or'ed into one int at its start bit, as the decoder
+                    # reads it; a raw value that does not fit its bits goes to cantools
+                    whole = 0
+                    for name, shift, mask, raw_low, raw_high, conversion in slots:
+                        raw = conversion.numeric_scaled_to_raw(values[name])
+                        if not raw_low <= raw <= raw_high:
+                            break
+                        whole |= (raw & mask) << shift
+                    else:
+                        return whole.to_bytes(self._length, "little")
                 return encode_data(values, args[0], args[1], True).to_bytes(self._length, "big")
         return self._strict(values)
 
@@ -136,6 +156,8 @@ class MessageCodec:
 
 # name, shift, mask, sign bit (0: unsigned), scale (None: the raw value as is), offset
 _Field = tuple[str, int, int, int, Any, Any]
+# name, shift, mask, lowest and highest raw value its bits hold, cantools' conversion
+_Slot = tuple[str, int, int, int, int, Any]
 
 
 def _little_endian_fields(signals: Any) -> tuple[_Field, ...] | None:

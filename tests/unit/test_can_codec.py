@@ -3,6 +3,7 @@ errors (strict encode, ``decode_simple``) for every message of the shipped datab
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,54 @@ def test_a_short_frame_does_not_decode() -> None:
 def test_one_codec_per_message() -> None:
     message = MESSAGES[0]
     assert codec_for(message) is codec_for(message)
+
+
+def _anywhere_in_range(message: Message) -> st.SearchStrategy[dict[str, Any]]:
+    """Values off the raw grid too (cantools rounds them), ints and floats, within range."""
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for s in message.signals:
+        raw_low = -(2 ** (s.length - 1)) if s.is_signed else 0
+        raw_high = 2 ** (s.length - 1) - 1 if s.is_signed else 2**s.length - 1
+        scale, offset = s.conversion.scale, s.conversion.offset
+        low = max(s.minimum if s.minimum is not None else -1e300, raw_low * scale + offset)
+        high = min(s.maximum if s.maximum is not None else 1e300, raw_high * scale + offset)
+        fields[s.name] = st.one_of(
+            st.floats(low, high, allow_nan=False),
+            st.integers(math.ceil(low), math.floor(high))
+            if math.ceil(low) <= high
+            else st.nothing(),
+        )
+    return st.fixed_dictionaries(fields)
+
+
+@given(st.data())
+def test_values_between_raw_steps_encode_as_cantools_rounds_them(data: st.DataObject) -> None:
+    message = data.draw(st.sampled_from(MESSAGES))
+    values = data.draw(_anywhere_in_range(message))
+    assert MessageCodec(message).encode(values) == bytes(
+        message.encode(values, scaling=True, strict=True)
+    )
+
+
+WIDE_DBC = """VERSION ""
+BU_: HIL DUT
+BO_ 770 Wide: 2 HIL
+ SG_ Level : 0|8@1+ (1,0) [0|1000] "" DUT
+ SG_ Trim : 8|4@1- (1,0) [-100|100] "" DUT
+"""
+
+
+@pytest.mark.parametrize("values", [{"Level": 300, "Trim": 0}, {"Level": 0, "Trim": -9}])
+def test_a_raw_value_wider_than_its_bits_fails_as_in_cantools(values: dict[str, int]) -> None:
+    """A DBC range wider than the signal's bits: cantools' own packing decides."""
+    db = cantools.database.load_string(WIDE_DBC, database_format="dbc")
+    assert isinstance(db, cantools.database.can.Database)
+    message = db.get_message_by_name("Wide")
+    codec = MessageCodec(message)
+    with pytest.raises(Exception) as expected:
+        message.encode(dict(values), scaling=True, strict=True)
+    with pytest.raises(type(expected.value)) as raised:
+        codec.encode(values)
+    assert str(raised.value) == str(expected.value)
+    fits = {"Level": 255, "Trim": -8}
+    assert codec.encode(fits) == message.encode(fits, strict=True) == b"\xff\x08"
