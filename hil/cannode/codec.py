@@ -9,6 +9,11 @@ anything else (a value out of range, a choice name, a missing or unknown signal,
 a multiplexed message) goes through the strict encode, so every error is still
 cantools' own, with its wording. The fast path accepts only what the strict
 encode accepts, and encodes it with the same codec, so the bytes are the same.
+When every signal is an Intel-order integer, the raw values (cantools' own
+conversion) are or'ed into one int at their start bits, the decoder's shifts and
+masks inverted (cantools' packer builds a dict and packs both byte orders per
+call); a raw value that does not fit its bits goes to cantools' packer, which
+rejects it.
 """
 
 from __future__ import annotations
