@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import can
 import cantools.database
 
-from hil.bench.definition import DeviceDefinition
+from hil.bench.definition import DeviceDefinition, SignalInfo
 from hil.bench.driver import Sample
 from hil.cannode.codec import codec_for
 from hil.cannode.definition import initial_value
@@ -38,6 +38,8 @@ Database = cantools.database.can.Database
 Message = cantools.database.can.Message
 
 _WAIT_TICK_S = 0.05  # a waiter looks at the link at least this often
+# Sample(...) runs the named tuple's Python-level __new__: once per answer awaited
+_new_sample = tuple.__new__
 
 
 class CanNodeDriver:
@@ -83,6 +85,14 @@ class CanNodeDriver:
         self._logs: dict[int, FrameLog] = {
             m.frame_id: FrameLog(m, history) for m in db.messages if not m.is_container
         }
+        # each protected message's E2E spec, looked up once (a wait decodes per answer)
+        self._specs = {
+            log: spec
+            for log in self._logs.values()
+            if e2e is not None and (spec := e2e.by_frame_id(log.message.frame_id)) is not None
+        }
+        # per message name: what a send needs (see _outgoing_for)
+        self._outgoing: dict[str, tuple[Message, Callable[[Any], bytes], int, bool, bool]] = {}
         self._by_signal: dict[str, tuple[FrameLog, str]] = {}
         for log in self._logs.values():
             for s in log.message.signals:
@@ -112,8 +122,7 @@ class CanNodeDriver:
         """Decode what arrived since the last call (caller holds ``_lock``)."""
         if not log.pending:  # nothing new (a waiter looks before every receive)
             return
-        spec = self.e2e.by_frame_id(log.message.frame_id) if self.e2e else None
-        self.decode_errors += log.update(self._receiver, spec, self.history)
+        self.decode_errors += log.update(self._receiver, self._specs.get(log), self.history)
 
     # -- names --------------------------------------------------------------
 
@@ -280,7 +289,8 @@ class CanNodeDriver:
         E2E counter and checksum are filled in unless forced, or ``corrupt``
         (the right checksum inverted): fault injection.
         """
-        message = self.message(name)
+        outgoing = self._outgoing.get(name) or self._outgoing_for(name)
+        message, encode, frame_id, extended, fd = outgoing
         full = self._defaults(message)
         full.update(values)
         try:
@@ -289,20 +299,28 @@ class CanNodeDriver:
                     message, full, counter=counter, checksum=checksum, corrupt=corrupt
                 )
             else:
-                data = codec_for(message).encode(full)
+                data = encode(full)
         except (cantools.database.EncodeError, KeyError, ValueError, TypeError) as err:
             raise ConfigError(
                 f"{self.name}: cannot encode {name} from {dict(values)!r}: {err}",
                 device=self.name,
             ) from err
         self._last_sent[name] = full
-        frame = can.Message(
-            arbitration_id=message.frame_id,
-            is_extended_id=message.is_extended_frame,
-            is_fd=message.is_fd,
-            data=data,
-        )
+        frame = can.Message(arbitration_id=frame_id, is_extended_id=extended, is_fd=fd, data=data)
         return float(self.transport.send(frame).timestamp)
+
+    def _outgoing_for(self, name: str) -> tuple[Message, Callable[[Any], bytes], int, bool, bool]:
+        """The message, its encoder and frame header, worked out on its first send."""
+        message = self.message(name)
+        outgoing = (
+            message,
+            codec_for(message).encode,
+            message.frame_id,
+            message.is_extended_frame,
+            message.is_fd,
+        )
+        self._outgoing[name] = outgoing
+        return outgoing
 
     def _defaults(self, message: Message) -> dict[str, Any]:
         if message.name in self._sticky and message.name in self._last_sent:
@@ -356,78 +374,118 @@ class CanNodeDriver:
         info = self.definition.signal(signal, self.name)
         if callable(predicate):
             check: Callable[[Any], bool] = predicate
-            name = getattr(predicate, "__name__", "<lambda>")
-            wanted = "matching the predicate" if name == "<lambda>" else f"matching {name}"
         else:
             target = info.coerce(predicate)
-            wanted = f"== {predicate!r}"
 
             def check(value: Any) -> bool:
                 # decoded values are float products of the scale: compare at 1e-6
                 return bool(abs(value - target) < 1e-6)
 
-        capture = self.transport.capture
         cursor = time.time() if since is None else since
         deadline = time.monotonic() + timeout
+        found = self._by_signal.get(signal)
+        if found is None or found[0].multiplexed:
+            return self._wait_samples(signal, check, predicate, info, cursor, deadline, timeout)
+        # a signal of a plain frame: its decoded log is read in place, under the lock
+        # taken once per look; a Sample only for what is returned (this loop runs once
+        # per answer of a round trip, and once per frame of a stream)
+        log, sig = found
+        capture, transport, lock = self.transport.capture, self.transport, self._lock
+        link_checked = -math.inf
+        after: float | None = None  # time of the last observation looked at
+        last: Any = None
+        while True:
+            seq = capture.seq
+            with lock:
+                if log.pending:
+                    self._update(log)
+                ts = log.ts
+                # from the cursor on (each pass reads only what is new, up to the first
+                # match); the first pass also has the value before the cursor
+                start = bisect_left(ts, cursor) - 1
+                values = log.values
+                for j in range(start if start > 0 else 0, len(ts)):
+                    t = ts[j]
+                    if after is not None and t <= after:
+                        continue
+                    after = t
+                    last = values[j][sig]
+                    if check(last):
+                        return _new_sample(Sample, (t, last))
+            if after is not None and after >= cursor:
+                cursor = math.nextafter(after, math.inf)
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                raise self._timed_out(signal, predicate, info, timeout, after, last)
+            # the link is judged on a clock (a silence bound is seconds), not per frame:
+            # a busy stream wakes this loop for every batch
+            if now - link_checked >= _WAIT_TICK_S:
+                self.check_link()
+                link_checked = now
+            transport.pump(seq, remaining if remaining < _WAIT_TICK_S else _WAIT_TICK_S)
+
+    def _timed_out(
+        self,
+        signal: str,
+        predicate: Any,
+        info: SignalInfo,
+        timeout: float,
+        seen_at: float | None,
+        value: Any,
+    ) -> DeviceTimeout:
+        if callable(predicate):
+            name = getattr(predicate, "__name__", "<lambda>")
+            wanted = "matching the predicate" if name == "<lambda>" else f"matching {name}"
+        else:
+            wanted = f"== {predicate!r}"
+        seen = "nothing" if seen_at is None else info.label(value)
+        return DeviceTimeout(
+            f"{signal}: no value {wanted} within {timeout:g} s; last value seen: {seen}",
+            device=self.name,
+            signal=signal,
+            last=None if seen_at is None else value,
+        )
+
+    def _wait_samples(
+        self,
+        signal: str,
+        check: Callable[[Any], bool],
+        predicate: Any,
+        info: SignalInfo,
+        cursor: float,
+        deadline: float,
+        timeout: float,
+    ) -> Sample:
+        """``wait_for`` through ``samples()``: a multiplexed message, or a signal a
+        subclass serves itself (the car's UDS values)."""
+        capture = self.transport.capture
         link_checked = -math.inf
         last: Sample | None = None
         while True:
             seq = capture.seq
-            # from the cursor on: each pass reads only what is new, up to the first match
-            # (a stream of N frames costs N checks, not N squared); the first pass also
-            # has the value before the cursor
-            hit, newest = self._scan(signal, cursor, None if last is None else last.t, check)
-            last = newest or last
-            if hit is not None:
-                return hit
-            if last is not None:
-                cursor = max(cursor, math.nextafter(last.t, math.inf))
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                seen = "nothing" if last is None else info.label(last.value)
-                raise DeviceTimeout(
-                    f"{signal}: no value {wanted} within {timeout:g} s; last value seen: {seen}",
-                    device=self.name,
-                    signal=signal,
-                    last=None if last is None else last.value,
-                )
-            # the link is judged on a clock (a silence bound is seconds), not per frame:
-            # a busy stream wakes this loop for every batch
-            if deadline - remaining - link_checked >= _WAIT_TICK_S:
-                self.check_link()
-                link_checked = deadline - remaining
-            self.transport.pump(seq, min(remaining, _WAIT_TICK_S))
-
-    def _scan(
-        self, signal: str, since: float, after: float | None, check: Callable[[Any], bool]
-    ) -> tuple[Sample | None, Sample | None]:
-        """The first observation from ``since`` on (and the one before it), later than
-        ``after``, that satisfies ``check``; and the last one looked at. Reads the decoded
-        log in place; signals a subclass serves itself go through ``samples()``."""
-        found = self._by_signal.get(signal)
-        last: Sample | None = None
-        if found is None or found[0].multiplexed:
-            for sample in self.samples(signal, since):
-                if after is None or sample.t > after:
+            for sample in self.samples(signal, cursor):
+                if last is None or sample.t > last.t:
                     last = sample
                     if check(sample.value):
-                        return sample, last
-            return None, last
-        log, sig = found
-        with self._lock:
-            self._update(log)
-            ts, values = log.ts, log.values
-            seen = -1  # a Sample only for what is returned: this runs per frame of a stream
-            for j in range(max(0, bisect_left(ts, since) - 1), len(ts)):
-                if after is not None and ts[j] <= after:
-                    continue
-                seen = j
-                if check(values[j][sig]):
-                    hit = Sample(ts[j], values[j][sig])
-                    return hit, hit
-            if seen >= 0:
-                last = Sample(ts[seen], values[seen][sig])
-        return None, last
+                        return sample
+            if last is not None:
+                cursor = max(cursor, math.nextafter(last.t, math.inf))
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                raise self._timed_out(
+                    signal,
+                    predicate,
+                    info,
+                    timeout,
+                    None if last is None else last.t,
+                    None if last is None else last.value,
+                )
+            if now - link_checked >= _WAIT_TICK_S:
+                self.check_link()
+                link_checked = now
+            self.transport.pump(seq, min(remaining, _WAIT_TICK_S))
 
     def close(self) -> None:
         if self._closed:

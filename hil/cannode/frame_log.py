@@ -91,7 +91,8 @@ class FrameLog:
         if not n:
             return 0
         popleft = pending.popleft
-        batch = [popleft() for _ in range(n)]  # the listener may append meanwhile
+        # the listener may append meanwhile: take n; one alone is an awaited answer
+        batch = [popleft()] if n == 1 else [popleft() for _ in range(n)]
         if self.seed_tail:
             batch = self._drop_seed_duplicates(batch)
         decode = self.decode  # takes the bytearray as is: no copy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import queue
 import socket
 import threading
@@ -45,8 +46,8 @@ HANDSHAKE_TRIES = 3
 logging.getLogger("can.interfaces.socketcand.socketcand").setLevel(logging.ERROR)
 
 
-def _frame_key(msg: can.Message) -> int:
-    return int(msg.arbitration_id)
+# a capture's key: a C-level getter, called for every frame captured
+_frame_key = operator.attrgetter("arbitration_id")
 
 
 def _queue_of(bus: can.BusABC) -> Sized | None:
@@ -292,7 +293,7 @@ class CanTransport(Resource):
 
     def send(self, msg: can.Message) -> can.Message:
         """Send a frame and capture it as TX with the send timestamp."""
-        if self._bus is None or not self.is_open:
+        if self._bus is None or not self._running:  # (open: running until close)
             raise DeviceLost("CAN transport is closed", device=self.name)
         msg.timestamp = time.time()
         try:
