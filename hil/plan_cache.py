@@ -36,7 +36,7 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def load_text(
         return cached[0], yamlio.Locations(file, text=text, items=cached[1])
     data, locs = yamlio.load_text(text, file, cls)  # errors are raised, never stored
     items = locs.fast_items
-    if items is not None and write_entry(path, digest, data, items):
+    if items is not None and locs.json_exact and write_entry(path, digest, data, items):
         _Pruner.after_write(folder)
     return data, locs
 
@@ -130,37 +130,43 @@ def read_entry(path: Path, digest: str) -> Document | None:
 def write_entry(
     path: Path, digest: str, data: Any, items: dict[yamlio.Path_, tuple[int, int]]
 ) -> bool:
-    """Store the document, atomically; ``False`` if it is not JSON-exact or cannot be written."""
+    """Store the document, atomically; ``False`` if it cannot be written. The caller
+    stores only data JSON gives back as it is (``Locations.json_exact``: string keys,
+    no dates; JSON keeps int, float, bool and None apart)."""
     body = {"data": data, "items": [[list(p), line, col] for p, (line, col) in items.items()]}
     try:
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except (TypeError, ValueError):  # a date, say: not JSON data
-        return False
-    # JSON turns non-string keys into strings: only a document it gives back equal is
-    # stored (JSON keeps int, float, bool and None apart in values, so equal means same)
-    if json.loads(payload)["data"] != data:
+        payload = json.dumps(
+            body, ensure_ascii=False, check_circular=False, separators=(",", ":")
+        ).encode("utf-8")
+    except (TypeError, ValueError):  # a date after all, or a lone surrogate ("\ud800")
         return False
     head = json.dumps(
         {_HEADER: FORMAT, "sha256": digest, "check": hashlib.sha256(payload).hexdigest()}
     )
-    try:
-        _make_dir(path.parent)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{digest[:16]}-", suffix=".tmp")
-    except OSError:
-        return False  # a read-only checkout, say: loading works as without the cache
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(head.encode("ascii") + b"\n" + payload)
-        os.replace(tmp, path)  # atomic: readers see the old entry, or none, or this one
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        return False
-    return True
+    # a name no other writer uses (another process or thread), so no random name tries
+    tmp = path.parent / f".{digest[:16]}.{os.getpid()}.{threading.get_ident()}.tmp"
+    for _ in range(2):
+        try:
+            _make_dir(path.parent)
+            with tmp.open("wb") as f:
+                f.write(head.encode("ascii") + b"\n" + payload)
+            os.replace(tmp, path)  # atomic: readers see the old entry, or none, or this one
+            return True
+        except FileNotFoundError:  # the directory was removed since it was made: again
+            _MADE.discard(path.parent)
+        except OSError:  # a read-only checkout, say: loading works as without the cache
+            break
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+    return False
+
+
+_MADE: set[Path] = set()  # directories known to exist: no stat per write
 
 
 def _make_dir(folder: Path) -> None:
-    if folder.is_dir():
+    if folder in _MADE or folder.is_dir():
+        _MADE.add(folder)
         return
     root = folder.parent.parent  # <cache>/plans/<fingerprint>: mark <cache> as a cache
     root.mkdir(parents=True, exist_ok=True)
@@ -173,6 +179,7 @@ def _make_dir(folder: Path) -> None:
             with contextlib.suppress(OSError):
                 marker.write_text(text, encoding="utf-8")
     folder.mkdir(parents=True, exist_ok=True)
+    _MADE.add(folder)
 
 
 def prune(folder: Path, limit: int = MAX_CACHE_BYTES) -> int:

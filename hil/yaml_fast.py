@@ -29,6 +29,7 @@ Mark = tuple[int, int]
 _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # the located builder flattens these ("<<" merges); here they are out of the ordinary
 _FLATTEN_KEY_TAGS = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
 _KEY_SLOT = "<key>"  # the located builder's path segment for a mapping's keys
@@ -54,6 +55,9 @@ class FastBuilder:
         self.max_nodes = max_nodes
         self.max_depth = max_depth
         self.count = 0
+        # whether JSON gives the data back as it is (hil.plan_cache stores only such):
+        # no dates, no keys other than strings
+        self.json_exact = True
         self.items: dict[Path_, Mark] = {}
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
@@ -88,6 +92,8 @@ class FastBuilder:
         constructor = self.constructors.get(tag)
         if constructor is None:  # "<<" out of place, or a tag hil does not allow
             raise Unusual
+        if tag == _TIMESTAMP_TAG:
+            self.json_exact = False
         try:
             return constructor(self.loader, node)
         except (yaml.YAMLError, ValueError) as err:  # ValueError: a date such as 2001-13-45
@@ -115,6 +121,7 @@ class FastBuilder:
                 raise Unusual
             else:
                 key = self._scalar(key_node)
+                self.json_exact = False
                 if key is None or not isinstance(key, str | int | bool | float):
                     raise Unusual  # the located builder says which key is not a scalar
             if key in out:

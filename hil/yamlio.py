@@ -49,6 +49,7 @@ class Locations:
         *,
         text: str | None = None,
         items: dict[Path_, tuple[int, int]] | None = None,
+        json_exact: bool = False,
     ) -> None:
         self.file = file
         self._marks = {} if marks is None else marks
@@ -56,6 +57,7 @@ class Locations:
         self._quoted = set() if quoted is None else quoted  # scalars written in quotes
         self._text = text  # set while only ``_items`` is known
         self._items = {} if items is None else items
+        self.json_exact = json_exact  # the fast path's data is what JSON would give back
 
     def __repr__(self) -> str:
         return f"Locations({self.file!r})"
@@ -301,7 +303,9 @@ def _load_text(text: str, file: str, *, fast: bool = True) -> tuple[Any, Locatio
             except Unusual:
                 pass
             else:
-                return data, Locations(file, text=text, items=quick.items)
+                return data, Locations(
+                    file, text=text, items=quick.items, json_exact=quick.json_exact
+                )
         data = _Builder(file, loader, locs).build(node, ())
     except yaml.reader.ReaderError as err:
         raise _reader_error(err, text, file) from err

@@ -65,6 +65,8 @@ SCRIPTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
         ("plan_load_s", "plan_load_cpu_s", "plan_load_goal_ratio", "bare_yaml_parse_s")
         + ("plan_load_bare_ratio", "bare_yaml_parse_cpu_s", "plan_load_bare_cpu_ratio")
         + ("bare_yaml_parse_nogc_s",)
+        + ("plan_load_warm_s", "plan_load_warm_cpu_s", "plan_load_warm_goal_ratio")
+        + ("plan_load_warm_bare_ratio", "plan_load_nocache_s", "plan_load_nocache_bare_ratio")
         + ("plan_validate_cli_s",),
     ),
     "scale_home.py": (
