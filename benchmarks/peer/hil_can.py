@@ -19,15 +19,31 @@ on capture timestamps from the send on.
                               stream still running after 40 s is measured over
                               the frames expected by then (noted on stderr) [frames/s]
   hil_expect_per_frame        1e6 / the above                               [us]
+
+  interleaved_*               the round trip of hil, bare python-can (the kit's
+                              raw_rtt loop) and cantools.tester (its rtt loop) in
+                              one process, in PB_HIL_ROUNDS (5) alternating rounds
+                              of PB_RTT_N / rounds trips each, each with its own
+                              _pb.Responder: p50/p99 of the pooled trips [us], and
+                              the ratios hil/bare and hil/tester per round, their
+                              median. The kit runs each framework in its own
+                              process one after another, so on a shared machine a
+                              change of speed between processes moves its ratios;
+                              rounds that alternate within seconds see the same
+                              machine.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+import can
 from _pb import (  # type: ignore[import-not-found]
+    CMD_ID,
     DBC_TEXT,
+    STATUS_ID,
     Responder,
     emit,
     env_int,
@@ -37,12 +53,15 @@ from _pb import (  # type: ignore[import-not-found]
     now,
     pct,
     produce_status,
+    virtual_bus,
 )
+from cantools.tester import Tester as _Tester
 
 from hil.cannode.definition import can_definition
 from hil.cannode.driver import CanNodeDriver
 from hil.transports.can import CanTransport
 
+Tester: Any = _Tester  # untyped: its calls are checked by its own tests
 RTT_N = env_int("PB_RTT_N", 2000)
 STREAM_N = env_int("PB_STREAM_N", 20000)
 STREAM_REPS = env_int("PB_STREAM_REPS", 3)
@@ -82,6 +101,100 @@ def rtt() -> None:
     emit("hil_expect_rtt_p99", pct(samples, 99) * 1e6, "us")
 
 
+ROUNDS = env_int("PB_HIL_ROUNDS", 5)
+ROUND_WARMUP = 50
+
+
+def hil_round(channel: str, first: int, count: int) -> list[float]:
+    transport, driver = open_driver(channel, 4 * (ROUND_WARMUP + count))
+    samples: list[float] = []
+    try:
+        with Responder(channel):
+            for i in range(first, first + ROUND_WARMUP + count):
+                seq = i & 0xFFFF
+                t0 = now()
+                sent = driver.send_message("Command", {"Cmd": 1, "Seq": seq})
+                driver.wait_for("Status.Seq", seq, 2.0, since=sent)
+                samples.append(now() - t0)
+    finally:
+        driver.close()
+        transport.close()
+    return samples[ROUND_WARMUP:]
+
+
+def bare_round(channel: str, first: int, count: int) -> list[float]:
+    """The peer kit's raw_rtt loop (raw_baselines.rtt)."""
+    bus = virtual_bus(channel)
+    samples: list[float] = []
+    message = can.Message
+    try:
+        with Responder(channel):
+            for i in range(first, first + ROUND_WARMUP + count):
+                seq = i & 0xFFFF
+                want = bytes([seq & 0xFF, seq >> 8])
+                t0 = now()
+                bus.send(
+                    message(
+                        arbitration_id=CMD_ID,
+                        is_extended_id=False,
+                        data=bytes([1, seq & 0xFF, seq >> 8, 0, 0, 0, 0, 0]),
+                    )
+                )
+                while True:
+                    m = bus.recv(timeout=2.0)
+                    if m is None:
+                        raise SystemExit(f"no Status for Seq={seq} within 2 s")
+                    if m.arbitration_id == STATUS_ID and bytes(m.data[1:3]) == want:
+                        break
+                samples.append(now() - t0)
+    finally:
+        bus.shutdown()
+    return samples[ROUND_WARMUP:]
+
+
+def tester_round(channel: str, first: int, count: int) -> list[float]:
+    """The peer kit's cantools.tester rtt loop (cantools_tester.rtt)."""
+    bus = virtual_bus(channel)
+    tester = Tester("DUT", load_db(), bus)
+    tester.start()
+    samples: list[float] = []
+    try:
+        with Responder(channel):
+            for i in range(first, first + ROUND_WARMUP + count):
+                seq = i & 0xFFFF
+                t0 = now()
+                tester.send("Command", {"Cmd": 1, "Seq": seq})
+                if tester.expect("Status", {"Seq": seq}, timeout=2.0) is None:
+                    raise SystemExit(f"no Status for Seq={seq} within 2 s")
+                samples.append(now() - t0)
+    finally:
+        tester.stop()
+        tester._notifier.stop()  # Tester has no close(); stop its reader thread
+        bus.shutdown()
+    return samples[ROUND_WARMUP:]
+
+
+def rtt_interleaved() -> None:
+    count = max(1, RTT_N // ROUNDS)
+    pooled: dict[str, list[float]] = {"hil": [], "bare": [], "tester": []}
+    ratios: dict[tuple[str, int], list[float]] = {
+        (peer, p): [] for peer in ("bare", "tester") for p in (50, 99)
+    }
+    rounds = {"hil": hil_round, "bare": bare_round, "tester": tester_round}
+    for r in range(ROUNDS):
+        got = {name: run(f"pb-il-{name}{r}", r * 1000, count) for name, run in rounds.items()}
+        for name, samples in got.items():
+            pooled[name].extend(samples)
+        for peer in ("bare", "tester"):
+            for p in (50, 99):
+                ratios[peer, p].append(pct(got["hil"], p) / pct(got[peer], p))
+    for name, samples in pooled.items():
+        emit(f"interleaved_{name}_rtt_p50", pct(samples, 50) * 1e6, "us")
+        emit(f"interleaved_{name}_rtt_p99", pct(samples, 99) * 1e6, "us")
+    for (peer, p), values in ratios.items():
+        emit(f"interleaved_hil_vs_{peer}_rtt_p{p}", median(values), "x")
+
+
 def stream_once(rep: int) -> float:
     channel = f"pb-hil-stream{rep}"
     transport, driver = open_driver(channel, 2 * STREAM_N)
@@ -118,6 +231,7 @@ def main() -> None:
     assert DBC_TEXT  # the peer kit's database, loaded by load_db()
     rtt()
     stream()
+    rtt_interleaved()
     note(f"hil can rtt_n={RTT_N} stream_n={STREAM_N} ({Path(sys.executable).name})")
 
 

@@ -35,7 +35,14 @@ SCRIPTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     ),
     "peer/hil_can.py": (
         {"PB_RTT_N": "20", "PB_STREAM_N": "200", "PB_STREAM_REPS": "1"},
-        ("hil_expect_rtt_p50", "hil_expect_rtt_p99", "hil_expect_stream", "hil_expect_per_frame"),
+        (
+            "hil_expect_rtt_p50",
+            "hil_expect_rtt_p99",
+            "hil_expect_stream",
+            "hil_expect_per_frame",
+            "interleaved_hil_vs_bare_rtt_p50",
+            "interleaved_hil_vs_tester_rtt_p99",
+        ),
     ),
     "can_stream.py": (
         {"HIL_BENCH_N": "300", "HIL_BENCH_REPS": "1"},
