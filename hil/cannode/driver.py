@@ -23,13 +23,14 @@ from typing import Any, ClassVar
 import can
 import cantools.database
 
-from hil.bench.definition import DeviceDefinition, SignalInfo
+from hil.bench.definition import DeviceDefinition
 from hil.bench.driver import Sample
 from hil.cannode.codec import codec_for
 from hil.cannode.definition import initial_value
 from hil.cannode.e2e import BAD_CHECKSUM, FAULT_FIELD, FAULTS, E2EProfile
 from hil.cannode.frame_log import DEDUPE_WINDOW_S, FrameLog
 from hil.cannode.link_health import LinkHealth
+from hil.cannode.waiting import WAIT_TICK_S, timed_out, value_check, wait_through_samples
 from hil.errors import ConfigError, DeviceTimeout, did_you_mean
 from hil.transports.can import CanTransport
 from hil.transports.capture import Record
@@ -37,7 +38,6 @@ from hil.transports.capture import Record
 Database = cantools.database.can.Database
 Message = cantools.database.can.Message
 
-_WAIT_TICK_S = 0.05  # a waiter looks at the link at least this often
 # Sample(...) runs the named tuple's Python-level __new__: once per answer awaited
 _new_sample = tuple.__new__
 
@@ -211,7 +211,7 @@ class CanNodeDriver:
                     signal=signal,
                 )
             self.check_link()
-            self.transport.pump(seq, min(remaining, _WAIT_TICK_S))
+            self.transport.pump(seq, min(remaining, WAIT_TICK_S))
 
     @property
     def e2e_errors(self) -> int:
@@ -372,20 +372,25 @@ class CanNodeDriver:
         naming the last value seen.
         """
         info = self.definition.signal(signal, self.name)
-        if callable(predicate):
-            check: Callable[[Any], bool] = predicate
-        else:
-            target = info.coerce(predicate)
-
-            def check(value: Any) -> bool:
-                # decoded values are float products of the scale: compare at 1e-6
-                return bool(abs(value - target) < 1e-6)
-
         cursor = time.time() if since is None else since
         deadline = time.monotonic() + timeout
         found = self._by_signal.get(signal)
         if found is None or found[0].multiplexed:
-            return self._wait_samples(signal, check, predicate, info, cursor, deadline, timeout)
+            capture = self.transport.capture
+            return wait_through_samples(
+                self.name,
+                self.samples,
+                lambda: capture.seq,
+                self.transport.pump,
+                self.check_link,
+                signal,
+                predicate,
+                info,
+                cursor,
+                deadline,
+                timeout,
+            )
+        check = value_check(info, predicate)
         # a signal of a plain frame: its decoded log is read in place, under the lock
         # taken once per look; a Sample only for what is returned (this loop runs once
         # per answer of a round trip, and once per frame of a stream)
@@ -417,75 +422,13 @@ class CanNodeDriver:
             now = time.monotonic()
             remaining = deadline - now
             if remaining <= 0:
-                raise self._timed_out(signal, predicate, info, timeout, after, last)
+                raise timed_out(self.name, signal, predicate, info, timeout, after, last)
             # the link is judged on a clock (a silence bound is seconds), not per frame:
             # a busy stream wakes this loop for every batch
-            if now - link_checked >= _WAIT_TICK_S:
+            if now - link_checked >= WAIT_TICK_S:
                 self.check_link()
                 link_checked = now
-            transport.pump(seq, remaining if remaining < _WAIT_TICK_S else _WAIT_TICK_S)
-
-    def _timed_out(
-        self,
-        signal: str,
-        predicate: Any,
-        info: SignalInfo,
-        timeout: float,
-        seen_at: float | None,
-        value: Any,
-    ) -> DeviceTimeout:
-        if callable(predicate):
-            name = getattr(predicate, "__name__", "<lambda>")
-            wanted = "matching the predicate" if name == "<lambda>" else f"matching {name}"
-        else:
-            wanted = f"== {predicate!r}"
-        seen = "nothing" if seen_at is None else info.label(value)
-        return DeviceTimeout(
-            f"{signal}: no value {wanted} within {timeout:g} s; last value seen: {seen}",
-            device=self.name,
-            signal=signal,
-            last=None if seen_at is None else value,
-        )
-
-    def _wait_samples(
-        self,
-        signal: str,
-        check: Callable[[Any], bool],
-        predicate: Any,
-        info: SignalInfo,
-        cursor: float,
-        deadline: float,
-        timeout: float,
-    ) -> Sample:
-        """``wait_for`` through ``samples()``: a multiplexed message, or a signal a
-        subclass serves itself (the car's UDS values)."""
-        capture = self.transport.capture
-        link_checked = -math.inf
-        last: Sample | None = None
-        while True:
-            seq = capture.seq
-            for sample in self.samples(signal, cursor):
-                if last is None or sample.t > last.t:
-                    last = sample
-                    if check(sample.value):
-                        return sample
-            if last is not None:
-                cursor = max(cursor, math.nextafter(last.t, math.inf))
-            now = time.monotonic()
-            remaining = deadline - now
-            if remaining <= 0:
-                raise self._timed_out(
-                    signal,
-                    predicate,
-                    info,
-                    timeout,
-                    None if last is None else last.t,
-                    None if last is None else last.value,
-                )
-            if now - link_checked >= _WAIT_TICK_S:
-                self.check_link()
-                link_checked = now
-            self.transport.pump(seq, min(remaining, _WAIT_TICK_S))
+            transport.pump(seq, remaining if remaining < WAIT_TICK_S else WAIT_TICK_S)
 
     def close(self) -> None:
         if self._closed:

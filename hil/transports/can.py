@@ -278,17 +278,23 @@ class CanTransport(Resource):
         capture = self.capture
         if not self._running or self.lost is not None:
             return capture.wait_beyond(seq, timeout)
-        deadline = time.monotonic() + max(0.0, timeout)
-        self._parked_until = deadline + PARK_S
-        if not self._rx_lock.acquire(timeout=max(0.0, timeout)):
+        timeout = timeout if timeout > 0.0 else 0.0
+        lock = self._rx_lock
+        start = time.monotonic()
+        self._parked_until = start + timeout + PARK_S
+        if lock.acquire(False):  # nobody else receives: the round trip's case
+            remaining = timeout
+        elif lock.acquire(timeout=timeout):
+            remaining = timeout - (time.monotonic() - start)
+        else:
             return capture.seq > seq
         try:
             # the previous holder may have captured it while this thread waited
             if capture.seq > seq or not self._running:
                 return capture.seq > seq
-            self._receive(max(0.0, deadline - time.monotonic()))
+            self._receive(remaining if remaining > 0.0 else 0.0)
         finally:
-            self._rx_lock.release()
+            lock.release()
         return capture.seq > seq
 
     def send(self, msg: can.Message) -> can.Message:
