@@ -139,8 +139,7 @@ def main() -> None:
         folder = Path(tmp)
         paths = write_plans(folder, count)
         # the caches live where hil keeps one by default (under the project, or in
-        # $HIL_CACHE_DIR): creating a file costs far more in some folders (1.1 ms of
-        # CPU per file in this VM's /tmp, 0.07 ms in the checkout), so not in ``tmp``
+        # $HIL_CACHE_DIR), on the disk a lab's checkout is on
         caches_home = Path(os.environ.get("HIL_CACHE_DIR") or ROOT / ".hil_cache")
         caches_home.mkdir(parents=True, exist_ok=True)
         caches = Path(tempfile.mkdtemp(prefix="plan-load-bench-", dir=caches_home))

@@ -1,16 +1,18 @@
 """The plan cache (``hil.plan_cache``): a hit gives what a miss gives, on every shipped
 plan; an edited file misses; a corrupt entry is ignored and replaced; writers racing on
-one entry leave it whole; ``HIL_PLAN_CACHE=0`` switches it off; the directory is pruned."""
+one entry leave it whole; ``HIL_PLAN_CACHE=0`` switches it off; the file is pruned."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-import os
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +32,46 @@ EXAMPLE = ROOT / "testplans" / "acceptance" / "A0-plug-switching.yaml"
 
 
 @pytest.fixture(autouse=True)
-def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test with its own, empty cache, switched on."""
     home = tmp_path / "cache"
     monkeypatch.setenv("HIL_CACHE_DIR", str(home))
     monkeypatch.delenv("HIL_PLAN_CACHE", raising=False)
-    return home
+    yield home
+    plan_cache.Store.close_all()
 
 
-def _entries(home: Path) -> list[Path]:
-    return sorted((home / "plans").glob("*/*.json"))
+def _db(home: Path) -> sqlite3.Connection:
+    return sqlite3.connect(home / plan_cache.DB_NAME, isolation_level=None)
+
+
+def _entries(home: Path) -> list[str]:
+    if not (home / plan_cache.DB_NAME).exists():
+        return []
+    with contextlib.closing(_db(home)) as db:
+        return [key for (key,) in db.execute("SELECT key FROM entries ORDER BY key")]
+
+
+def _raw(home: Path, digest: str) -> bytes:
+    with contextlib.closing(_db(home)) as db:
+        (entry,) = db.execute(
+            "SELECT entry FROM entries WHERE key = ?", (plan_cache.entry_key(digest),)
+        ).fetchone()
+    assert isinstance(entry, bytes)
+    return entry
+
+
+def _set_raw(home: Path, digest: str, entry: bytes) -> None:
+    with contextlib.closing(_db(home)) as db:
+        db.execute(
+            "UPDATE entries SET entry = ? WHERE key = ?", (entry, plan_cache.entry_key(digest))
+        )
+
+
+def _store() -> plan_cache.Store:
+    store = plan_cache.Store.open(plan_cache.cache_dir() / plan_cache.DB_NAME)
+    assert store is not None
+    return store
 
 
 def _digest(path: Path) -> str:
@@ -85,16 +117,16 @@ def _same_outcome(a: Any, b: Any) -> bool:
     return _same(a[1], b[1]) and a[2:] == b[2:]
 
 
-def _tamper(entry: Path, edit: Any) -> None:
-    """Rewrite ``entry`` with ``edit`` applied to its body, its check digest made to match:
+def _tamper(home: Path, digest: str, edit: Any) -> None:
+    """Rewrite an entry with ``edit`` applied to its body, its check digest made to match:
     a wrong entry that looks whole (the reads below must tell it from the right one)."""
-    head, _, payload = entry.read_bytes().partition(b"\n")
+    head, _, payload = _raw(home, digest).partition(b"\n")
     body = json.loads(payload)
     edit(body)
     payload = json.dumps(body).encode()
     header = json.loads(head)
     header["check"] = hashlib.sha256(payload).hexdigest()
-    entry.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    _set_raw(home, digest, json.dumps(header).encode() + b"\n" + payload)
 
 
 @pytest.mark.parametrize("path", PLANS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -106,12 +138,12 @@ def test_a_hit_gives_what_a_miss_gives(
     monkeypatch.delenv("HIL_PLAN_CACHE")
     assert not _entries(cache_home)
     miss = _outcome(path)  # parses and writes the entry
-    entry = plan_cache.entry_path(_digest(path))
+    stored = _entries(cache_home)
     if reference[0] == "plan":
-        assert entry.is_file()  # every shipped plan's document is JSON data
+        assert stored == [plan_cache.entry_key(_digest(path))]  # every plan is JSON data
     hit = _outcome(path)
-    if entry.is_file():
-        assert plan_cache.read_entry(entry, _digest(path)) is not None  # it was a hit
+    if stored:
+        assert _store().get(_digest(path)) is not None  # it was a hit
     assert _same_outcome(miss, reference)
     assert _same_outcome(hit, reference)
 
@@ -119,27 +151,27 @@ def test_a_hit_gives_what_a_miss_gives(
 def test_the_comparison_above_sees_a_wrong_entry(cache_home: Path) -> None:
     """The check of the test above fails for an entry with another value or position."""
     reference = _outcome(EXAMPLE)
-    entry = plan_cache.entry_path(_digest(EXAMPLE))
+    digest = _digest(EXAMPLE)
     assert _same_outcome(_outcome(EXAMPLE), reference)
 
     def other_value(body: dict[str, Any]) -> None:
         body["data"]["title"] += " (edited)"
 
-    _tamper(entry, other_value)
+    _tamper(cache_home, digest, other_value)
     assert not _same_outcome(_outcome(EXAMPLE), reference)
 
     def other_line(body: dict[str, Any]) -> None:
         body["items"][0][1] += 1
 
-    _tamper(entry, lambda body: body["data"].update(title=reference[1]["title"]))
+    _tamper(cache_home, digest, lambda body: body["data"].update(title=reference[1]["title"]))
     assert _same_outcome(_outcome(EXAMPLE), reference)
-    _tamper(entry, other_line)
+    _tamper(cache_home, digest, other_line)
     assert not _same_outcome(_outcome(EXAMPLE), reference)
 
     def other_type(body: dict[str, Any]) -> None:
         body["data"]["spec"] = 1.0  # equal to 1, but not the same value
 
-    _tamper(entry, other_type)
+    _tamper(cache_home, digest, other_type)
     assert not _same_outcome(_outcome(EXAMPLE), reference)
 
 
@@ -164,18 +196,18 @@ def test_a_changed_loader_reads_no_old_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The key holds the loader's own code: one comment more gives another fingerprint."""
-    before = plan_cache.entry_path("ab", tmp_path)
+    before = plan_cache.entry_key("ab")
     edited = tmp_path / "yaml_fast.py"
     edited.write_bytes(Path(str(yaml_fast.__file__)).read_bytes() + b"# changed\n")
     monkeypatch.setattr(yaml_fast, "__file__", str(edited))
     plan_cache.fingerprint.cache_clear()
     try:
-        assert plan_cache.entry_path("ab", tmp_path) != before
-        assert plan_cache.entry_path("ab", tmp_path).name == before.name  # the same file, elsewhere
+        assert plan_cache.entry_key("ab") != before
+        assert plan_cache.entry_key("ab").endswith(":ab")
     finally:
         monkeypatch.undo()
         plan_cache.fingerprint.cache_clear()
-    assert plan_cache.entry_path("ab", tmp_path) == before
+    assert plan_cache.entry_key("ab") == before
 
 
 @pytest.mark.parametrize(
@@ -192,14 +224,23 @@ def test_a_changed_loader_reads_no_old_entry(
 )
 def test_a_corrupt_entry_is_ignored_and_replaced(corrupt: Any, cache_home: Path) -> None:
     reference = load_plan(EXAMPLE)
-    entry = plan_cache.entry_path(_digest(EXAMPLE))
-    good = entry.read_bytes()
-    entry.write_bytes(corrupt(good))
-    assert plan_cache.read_entry(entry, _digest(EXAMPLE)) is None
+    digest = _digest(EXAMPLE)
+    good = _raw(cache_home, digest)
+    _set_raw(cache_home, digest, corrupt(good))
+    assert _store().get(digest) is None
     again = load_plan(EXAMPLE)
     assert _same(again.data, reference.data)
     assert again.locations.fast_items == reference.locations.fast_items
-    assert entry.read_bytes() == good  # written anew
+    assert _raw(cache_home, digest) == good  # written anew
+
+
+def test_a_damaged_cache_file_is_made_anew(cache_home: Path) -> None:
+    cache_home.mkdir()
+    (cache_home / plan_cache.DB_NAME).write_bytes(b"not a database\n" * 100)
+    reference = load_plan(EXAMPLE)
+    assert _entries(cache_home) == [plan_cache.entry_key(_digest(EXAMPLE))]
+    assert (cache_home / f"{plan_cache.DB_NAME}.damaged").read_bytes().startswith(b"not a")
+    assert _same(load_plan(EXAMPLE).data, reference.data)
 
 
 def test_an_unwritable_cache_loads_as_without(
@@ -215,14 +256,15 @@ def test_an_unwritable_cache_loads_as_without(
 
 def test_the_switch_turns_it_off(cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reference = load_plan(EXAMPLE)
-    entry = plan_cache.entry_path(_digest(EXAMPLE))
-    _tamper(entry, lambda body: body["data"].update(title="from the cache"))
+    digest = _digest(EXAMPLE)
+    _tamper(cache_home, digest, lambda body: body["data"].update(title="from the cache"))
     assert load_plan(EXAMPLE).data["title"] == "from the cache"  # on: the entry is read
     monkeypatch.setenv("HIL_PLAN_CACHE", "0")
     assert load_plan(EXAMPLE).data["title"] == reference.data["title"]  # off: not read
-    entry.unlink()
+    with contextlib.closing(_db(cache_home)) as db:
+        db.execute("DELETE FROM entries")
     load_plan(EXAMPLE)
-    assert not entry.exists()  # nor written
+    assert not _entries(cache_home)  # nor written
     assert not plan_cache.enabled()
     monkeypatch.setenv("HIL_PLAN_CACHE", "1")
     assert plan_cache.enabled()
@@ -256,12 +298,14 @@ def test_only_json_data_is_stored_and_errors_never(cache_home: Path) -> None:
 
 _WRITER = """
 import sys
-from hil import plan_cache, yamlio
-path, digest, text, times = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-data, locs = yamlio.load_text(text, "f.yaml")
 from pathlib import Path
+from hil import plan_cache, yamlio
+path, digest, text, times = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+data, locs = yamlio.load_text(text, "f.yaml")
+entry = plan_cache.encode(digest, data, locs.fast_items)
+store = plan_cache.Store.open(path)
 for _ in range(times):
-    assert plan_cache.write_entry(Path(path), digest, data, locs.fast_items)
+    assert store.put(digest, entry)
 """
 
 
@@ -270,45 +314,47 @@ def test_racing_writers_leave_a_whole_entry(cache_home: Path) -> None:
     one reads it: once it exists, every read gives the whole document."""
     text = EXAMPLE.read_text(encoding="utf-8")
     digest = _digest(EXAMPLE)
-    entry = plan_cache.entry_path(digest)
     want, locs = yamlio.load_text(text, "f.yaml")
-    entry.parent.mkdir(parents=True)
+    store = _store()  # made before the writers start, so they all open one file
     writers = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(entry), digest, text, "300"], cwd=ROOT)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(store.path), digest, text, "300"], cwd=ROOT
+        )
         for _ in range(2)
     ]
-    reads = whole = 0
+    whole = 0
     deadline = time.monotonic() + 120  # bounds the loop, judges nothing
     while any(w.poll() is None for w in writers) and time.monotonic() < deadline:
-        if not entry.exists():
-            continue
-        got = plan_cache.read_entry(entry, digest)
-        reads += 1
-        assert got is not None, f"a partial entry after {whole} whole reads"
+        got = store.get(digest)
+        if got is None and not whole:
+            continue  # not written yet
+        assert got is not None, f"a missing or partial entry after {whole} whole reads"
         assert _same(got[0], want) and got[1] == locs.fast_items
         whole += 1
     assert whole > 0  # the entry was read while being rewritten
     assert [w.wait(timeout=60) for w in writers] == [0, 0]
-    got = plan_cache.read_entry(entry, digest)
+    got = store.get(digest)
     assert got is not None and _same(got[0], want)
-    assert list(entry.parent.iterdir()) == [entry]  # no temporary file left behind
+    assert _entries(cache_home) == [plan_cache.entry_key(digest)]
 
 
 def test_prune_drops_the_least_recently_used(cache_home: Path) -> None:
-    folder = cache_home / "plans"
-    entries = []
-    for i in range(8):
-        text = f"spec: 1\nlist: [{'x' * 1000}, {i}]\n"
-        plan_cache.load_text(text, "f.yaml", f"{i:064x}")
-        entry = plan_cache.entry_path(f"{i:064x}")
-        os.utime(entry, (1_000_000 + i, 1_000_000 + i))  # written in this order
-        entries.append(entry)
-    size = sum(e.stat().st_size for e in entries)
-    assert plan_cache.prune(folder, limit=size) == 0  # within the bound: nothing goes
-    assert plan_cache.read_entry(entries[0], f"{0:064x}") is not None  # used: now the newest
-    removed = plan_cache.prune(folder, limit=size // 2)
-    kept = [e for e in entries if e.exists()]
-    assert removed == len(entries) - len(kept) > 0
-    assert sum(e.stat().st_size for e in kept) <= size // 2 * 3 // 4
-    assert entries[0] in kept  # the one just read stays
-    assert entries[1] not in kept and entries[-1] in kept  # the oldest went first
+    digests = [f"{i:064x}" for i in range(8)]
+    for i, digest in enumerate(digests):
+        plan_cache.load_text(f"spec: 1\nlist: [{'x' * 1000}, {i}]\n", "f.yaml", digest)
+    with contextlib.closing(_db(cache_home)) as db:
+        for i, digest in enumerate(digests):  # written in this order, long ago
+            db.execute(
+                "UPDATE entries SET used = ? WHERE key = ?",
+                (1_000_000 + i, plan_cache.entry_key(digest)),
+            )
+    size = sum(len(_raw(cache_home, d)) for d in digests)
+    store = _store()
+    assert store.prune(limit=size) == 0  # within the bound: nothing goes
+    assert store.get(digests[0]) is not None  # used: now the newest
+    removed = store.prune(limit=size // 2)
+    kept = [d for d in digests if plan_cache.entry_key(d) in _entries(cache_home)]
+    assert removed == len(digests) - len(kept) > 0
+    assert sum(len(_raw(cache_home, d)) for d in kept) <= size // 2 * 3 // 4
+    assert digests[0] in kept  # the one just read stays
+    assert digests[1] not in kept and digests[-1] in kept  # the oldest went first
