@@ -87,8 +87,10 @@ class MessageCodec:
         self._fields = _little_endian_fields(signals)
         if self._fields is not None:
             self._slots = tuple(
-                (name, shift, mask, -sign, mask if not sign else sign - 1, s.conversion)
-                for (name, shift, mask, sign, _, _), s in zip(self._fields, signals, strict=True)
+                (name, low, high, shift, mask, -sign, mask if not sign else sign - 1, s.conversion)
+                for (name, shift, mask, sign, _, _), (_, low, high), s in zip(
+                    self._fields, self._bounds, signals, strict=True
+                )
             )
 
     def encode(self, values: Mapping[str, Any]) -> bytes:
@@ -97,27 +99,32 @@ class MessageCodec:
         Raises cantools' ``EncodeError`` for what its strict encode rejects.
         """
         names, args = self._names, self._encode_args
-        if args is not None and type(values) is dict and values.keys() == names:
-            for name, low, high in self._bounds:
+        if args is None or type(values) is not dict or values.keys() != names:
+            return self._strict(values)
+        slots = self._slots
+        if slots is not None:
+            # every signal an Intel-order integer: each value checked against cantools'
+            # bounds, its raw value (cantools' own conversion) or'ed into one int at its
+            # start bit, as the decoder reads it; one loop over the signals
+            whole = 0
+            for name, low, high, shift, mask, raw_low, raw_high, conversion in slots:
                 value = values[name]
                 if type(value) not in _NUMBERS or not low <= value <= high:
-                    break
-            else:
-                slots = self._slots
-                if slots is not None:
-                    # every signal an Intel-order integer: its raw value (cantools' own
-                    # conversion) or'ed into one int at its start bit, as the decoder
-                    # reads it; a raw value that does not fit its bits goes to cantools
-                    whole = 0
-                    for name, shift, mask, raw_low, raw_high, conversion in slots:
-                        raw = conversion.numeric_scaled_to_raw(values[name])
-                        if not raw_low <= raw <= raw_high:
-                            break
-                        whole |= (raw & mask) << shift
-                    else:
-                        return whole.to_bytes(self._length, "little")
-                return encode_data(values, args[0], args[1], True).to_bytes(self._length, "big")
-        return self._strict(values)
+                    return self._strict(values)
+                raw = conversion.numeric_scaled_to_raw(value)
+                if not raw_low <= raw <= raw_high:  # wider than its bits: cantools' packer
+                    return self._pack(values, args)
+                whole |= (raw & mask) << shift
+            return whole.to_bytes(self._length, "little")
+        for name, low, high in self._bounds:
+            value = values[name]
+            if type(value) not in _NUMBERS or not low <= value <= high:
+                return self._strict(values)
+        return self._pack(values, args)
+
+    def _pack(self, values: Mapping[str, Any], args: tuple[Any, Any]) -> bytes:
+        """cantools' codec, without its per-call strict check (the values passed it)."""
+        return encode_data(values, args[0], args[1], True).to_bytes(self._length, "big")
 
     def _strict(self, values: Mapping[str, Any]) -> bytes:
         message = self.message
@@ -161,8 +168,9 @@ class MessageCodec:
 
 # name, shift, mask, sign bit (0: unsigned), scale (None: the raw value as is), offset
 _Field = tuple[str, int, int, int, Any, Any]
-# name, shift, mask, lowest and highest raw value its bits hold, cantools' conversion
-_Slot = tuple[str, int, int, int, int, Any]
+# name, lowest and highest scaled value cantools accepts, shift, mask, lowest and
+# highest raw value its bits hold, cantools' conversion
+_Slot = tuple[str, float, float, int, int, int, int, Any]
 
 
 def _little_endian_fields(signals: Any) -> tuple[_Field, ...] | None:
