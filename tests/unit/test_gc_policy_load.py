@@ -54,7 +54,7 @@ def test_load_plan_pauses_and_restores(tmp_path: Path, monkeypatch: pytest.Monke
         seen.append(gc.isenabled())
         return real(text, file, cls)
 
-    monkeypatch.setattr(loader, "load_text", spy)
+    monkeypatch.setattr(yamlio, "load_text", spy)  # through hil.plan_cache
     bad = tmp_path / "bad.yaml"
     bad.write_text("spec: 1\nid: [unclosed\n", encoding="utf-8")
     gc.enable()
