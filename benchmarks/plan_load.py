@@ -144,6 +144,7 @@ def main() -> None:
         caches_home.mkdir(parents=True, exist_ok=True)
         caches = Path(tempfile.mkdtemp(prefix="plan-load-bench-", dir=caches_home))
         os.environ["HIL_CACHE_DIR"] = str(caches / "warm-up")
+        os.environ.pop("HIL_PLAN_CACHE", None)  # on for the cold and warm runs, whatever was set
         instances = load_all(paths, definitions, capabilities)  # warm-up; fails on a bad variant
         times, cpus, bare, bare_cpus, bare_nogc = [], [], [], [], []
         warm, warm_cpus, nocache = [], [], []
