@@ -38,6 +38,7 @@ from typing import Any
 import can
 import yaml
 
+from hil import plan_cache
 from hil.bench.bench import Bench
 from hil.bench.loader import LoadedBench, load_bench
 from hil.errors import DeviceError
@@ -175,6 +176,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hil-soak-") as tmp:
         loaded = load_bench(soak_bench(Path(tmp)))
         plans = catalogue(loaded.parameter_overrides)
+        plan_cache.Store.close_all()  # the plan cache's file is held open while loading
         answers = loaded.config.answers
         prompter = AnswersFile(Path(answers)) if answers else None
         with SoakBench(loaded) as bench:
