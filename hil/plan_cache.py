@@ -17,7 +17,9 @@ Where: ``$HIL_CACHE_DIR/plans.sqlite`` if ``HIL_CACHE_DIR`` is set, else
 ``.hil_cache/plans.sqlite`` in the working directory (the directory is made with a
 ``.gitignore`` of ``*`` and a ``CACHEDIR.TAG``, as pytest makes ``.pytest_cache``, so
 it is never committed or backed up). Switched off with ``HIL_PLAN_CACHE=0`` (read per
-load, so a test or a script can change it).
+load, so a test or a script can change it). A process that loaded a plan keeps the file
+open (three descriptors: the database, its write-ahead log and shared index) for the
+next load; ``Store.close_all()`` releases it, as a leak check before and after wants.
 
 Why one SQLite file and not a file per entry (as mypy's ``--sqlite-cache``): creating
 a file cost 0.3-1.1 ms of kernel CPU on the development VM, so writing 1,000 entries
@@ -73,7 +75,7 @@ def enabled() -> bool:
 def cache_dir() -> Path:
     """``$HIL_CACHE_DIR``, else ``.hil_cache`` in the working directory."""
     root = os.environ.get("HIL_CACHE_DIR")
-    return Path(root) if root else Path.cwd() / ".hil_cache"
+    return Path(root).absolute() if root else Path.cwd() / ".hil_cache"
 
 
 @functools.cache

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -358,3 +359,14 @@ def test_prune_drops_the_least_recently_used(cache_home: Path) -> None:
     assert sum(len(_raw(cache_home, d)) for d in kept) <= size // 2 * 3 // 4
     assert digests[0] in kept  # the one just read stays
     assert digests[1] not in kept and digests[-1] in kept  # the oldest went first
+
+
+def test_close_all_releases_the_file(cache_home: Path) -> None:
+    """A leak check before and after loading (the soak's) sees nothing once it is closed."""
+    before = len(os.listdir("/proc/self/fd"))
+    load_plan(EXAMPLE)
+    assert len(os.listdir("/proc/self/fd")) > before  # held for the next load
+    plan_cache.Store.close_all()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert _same(load_plan(EXAMPLE).data, load_plan(EXAMPLE).data)  # and opened again
+    assert plan_cache.Store.open(cache_home / plan_cache.DB_NAME) is not None
