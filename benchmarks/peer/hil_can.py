@@ -78,48 +78,35 @@ def open_driver(channel: str, capture: int) -> tuple[CanTransport, CanNodeDriver
     return transport, CanNodeDriver("dut", transport, db, definition)
 
 
-def rtt() -> None:
-    channel = "pb-hil-rtt"
-    transport, driver = open_driver(channel, 4 * (WARMUP + RTT_N))
-    samples: list[float] = []
-    try:
-        with Responder(channel) as responder:
-            for i in range(WARMUP + RTT_N):
-                seq = i & 0xFFFF
-                t0 = now()
-                sent = driver.send_message("Command", {"Cmd": 1, "Seq": seq})
-                driver.wait_for("Status.Seq", seq, 2.0, since=sent)
-                dt = now() - t0
-                if i >= WARMUP:
-                    samples.append(dt)
-            if responder.replies != WARMUP + RTT_N:
-                raise SystemExit(f"responder answered {responder.replies} commands")
-    finally:
-        driver.close()
-        transport.close()
-    emit("hil_expect_rtt_p50", pct(samples, 50) * 1e6, "us")
-    emit("hil_expect_rtt_p99", pct(samples, 99) * 1e6, "us")
-
-
 ROUNDS = env_int("PB_HIL_ROUNDS", 5)
 ROUND_WARMUP = 50
 
 
-def hil_round(channel: str, first: int, count: int) -> list[float]:
-    transport, driver = open_driver(channel, 4 * (ROUND_WARMUP + count))
+def rtt() -> None:
+    samples = hil_round("pb-hil-rtt", 0, RTT_N, warmup=WARMUP)
+    emit("hil_expect_rtt_p50", pct(samples, 50) * 1e6, "us")
+    emit("hil_expect_rtt_p99", pct(samples, 99) * 1e6, "us")
+
+
+def hil_round(channel: str, first: int, count: int, warmup: int = ROUND_WARMUP) -> list[float]:
+    """``warmup`` + ``count`` send + expect trips from sequence number ``first``; the
+    times of the last ``count``."""
+    transport, driver = open_driver(channel, 4 * (warmup + count))
     samples: list[float] = []
     try:
-        with Responder(channel):
-            for i in range(first, first + ROUND_WARMUP + count):
+        with Responder(channel) as responder:
+            for i in range(first, first + warmup + count):
                 seq = i & 0xFFFF
                 t0 = now()
                 sent = driver.send_message("Command", {"Cmd": 1, "Seq": seq})
                 driver.wait_for("Status.Seq", seq, 2.0, since=sent)
                 samples.append(now() - t0)
+            if responder.replies != warmup + count:
+                raise SystemExit(f"responder answered {responder.replies} commands")
     finally:
         driver.close()
         transport.close()
-    return samples[ROUND_WARMUP:]
+    return samples[warmup:]
 
 
 def bare_round(channel: str, first: int, count: int) -> list[float]:

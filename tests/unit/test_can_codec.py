@@ -23,6 +23,7 @@ DATABASES = {
 }
 MESSAGES = [m for db in DATABASES.values() for m in db.messages if not m.is_container and m.signals]
 Message = cantools.database.can.Message
+Signal = cantools.database.can.Signal
 
 MUX_DBC = """VERSION ""
 BU_: HIL DUT
@@ -40,15 +41,22 @@ def _scaled(scale: float, offset: float) -> Callable[[int], float]:
     return lambda raw: raw * scale + offset
 
 
+def _accepted(s: Signal) -> tuple[float, float]:
+    """The physical range a signal accepts: its DBC range within what its raw bits hold."""
+    raw_low = -(2 ** (s.length - 1)) if s.is_signed else 0
+    raw_high = 2 ** (s.length - 1) - 1 if s.is_signed else 2**s.length - 1
+    scale, offset = s.conversion.scale, s.conversion.offset
+    low = max(s.minimum if s.minimum is not None else -1e300, raw_low * scale + offset)
+    high = min(s.maximum if s.maximum is not None else 1e300, raw_high * scale + offset)
+    return low, high
+
+
 def _in_range(message: Message) -> st.SearchStrategy[dict[str, Any]]:
     """Values every signal of ``message`` accepts: on the raw grid, within its range."""
     fields: dict[str, st.SearchStrategy[Any]] = {}
     for s in message.signals:
-        raw_low = -(2 ** (s.length - 1)) if s.is_signed else 0
-        raw_high = 2 ** (s.length - 1) - 1 if s.is_signed else 2**s.length - 1
+        low, high = _accepted(s)
         scale, offset = s.conversion.scale, s.conversion.offset
-        low = max(s.minimum if s.minimum is not None else -1e300, raw_low * scale + offset)
-        high = min(s.maximum if s.maximum is not None else 1e300, raw_high * scale + offset)
         raw = st.integers(round((low - offset) / scale), round((high - offset) / scale))
         fields[s.name] = raw.map(_scaled(scale, offset))
     return st.fixed_dictionaries(fields)
@@ -179,11 +187,7 @@ def _anywhere_in_range(message: Message) -> st.SearchStrategy[dict[str, Any]]:
     """Values off the raw grid too (cantools rounds them), ints and floats, within range."""
     fields: dict[str, st.SearchStrategy[Any]] = {}
     for s in message.signals:
-        raw_low = -(2 ** (s.length - 1)) if s.is_signed else 0
-        raw_high = 2 ** (s.length - 1) - 1 if s.is_signed else 2**s.length - 1
-        scale, offset = s.conversion.scale, s.conversion.offset
-        low = max(s.minimum if s.minimum is not None else -1e300, raw_low * scale + offset)
-        high = min(s.maximum if s.maximum is not None else 1e300, raw_high * scale + offset)
+        low, high = _accepted(s)
         fields[s.name] = st.one_of(
             st.floats(low, high, allow_nan=False),
             st.integers(math.ceil(low), math.floor(high))
